@@ -1,0 +1,1 @@
+"""The Textual operator console (import name fluxkit_tui); built in the console issue."""

@@ -13,13 +13,24 @@ import json
 import pkgutil
 import subprocess
 import sys
-
 from pathlib import Path
 
 import fluxkit.protocols
 
-FORBIDDEN = ("trio", "socket", "asyncio", "threading", "time", "random", "select", "selectors", "textual",
-             "fluxkit_tui", "fluxkit.net", "subprocess")
+FORBIDDEN = (
+    "trio",
+    "socket",
+    "asyncio",
+    "threading",
+    "time",
+    "random",
+    "select",
+    "selectors",
+    "textual",
+    "fluxkit_tui",
+    "fluxkit.net",
+    "subprocess",
+)
 
 PROBE = r"""
 import json, sys, pkgutil, importlib

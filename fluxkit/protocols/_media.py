@@ -33,5 +33,5 @@ class MediaFrame:
 
     @property
     def kind(self) -> str:
-        """"video" or "audio"."""
+        """ "video" or "audio"."""
         return "audio" if self.codec in AUDIO_CODECS else "video"

@@ -20,8 +20,14 @@ _EXT = struct.Struct("!HH")
 
 
 def _check_fields(packet: RtpPacket) -> None:
-    for name, bits in (("payload_type", 7), ("sequence_number", 16), ("timestamp", 32), ("ssrc", 32),
-                       ("extension_profile", 16), ("padding", 8)):
+    for name, bits in (
+        ("payload_type", 7),
+        ("sequence_number", 16),
+        ("timestamp", 32),
+        ("ssrc", 32),
+        ("extension_profile", 16),
+        ("padding", 8),
+    ):
         value = getattr(packet, name)
         if not 0 <= value < 1 << bits:
             raise LocalProtocolError(f"RTP {name}={value} does not fit in {bits} bits")
@@ -59,8 +65,11 @@ class RtpPacket:
         """
         _check_fields(self)
         b0 = 0x80 | (0x20 if self.padding else 0) | (0x10 if self.extension is not None else 0) | len(self.csrc)
-        parts = [_FIXED.pack(b0, (0x80 if self.marker else 0) | self.payload_type, self.sequence_number,
-                             self.timestamp, self.ssrc)]
+        parts = [
+            _FIXED.pack(
+                b0, (0x80 if self.marker else 0) | self.payload_type, self.sequence_number, self.timestamp, self.ssrc
+            )
+        ]
         if self.csrc:
             parts.append(struct.pack(f"!{len(self.csrc)}I", *self.csrc))
         if self.extension is not None:

@@ -7,6 +7,7 @@ Profiles (pick with FLUXKIT_HYPOTHESIS_PROFILE): `dev` (default, fast), `ci` (de
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,18 @@ def shared_media() -> Path:
     if not (SHARED_MEDIA / "avatar.h264").exists():
         pytest.skip("../shared/media is not present (fresh clone): real-clip tests need it")
     return SHARED_MEDIA
+
+
+def require_tool(name: str) -> str:
+    """Path of an external peer binary (ffmpeg, gst-launch-1.0, tcpdump, ...).
+
+    Where it is missing the test is skipped on a developer machine but fails under CI (CI=true), since
+    scripts/test installs every peer and a silent skip there would hide a broken install step.
+    """
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (scripts/test installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

@@ -63,9 +63,27 @@ def test_every_protocols_module_is_probed() -> None:
     assert listed == on_disk
 
 
+def _is_type_checking_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    # Imports under `if TYPE_CHECKING:` never run: `random.Random` as an annotation for an injected generator is
+    # exactly how the core takes randomness without drawing it itself.
+    found: list[ast.AST] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        found.append(node)
+        for child in ast.iter_child_nodes(node):
+            if not _is_type_checking_block(child):
+                stack.append(child)
+    return found
+
+
 def _imported_names(tree: ast.AST) -> list[str]:
     names: list[str] = []
-    for node in ast.walk(tree):
+    for node in _runtime_nodes(tree):
         if isinstance(node, ast.Import):
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

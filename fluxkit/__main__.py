@@ -1,0 +1,7 @@
+"""`python -m fluxkit`: the same as the `fluxkit` console script."""
+
+from __future__ import annotations
+
+from fluxkit.cli import main
+
+raise SystemExit(main())

@@ -2,6 +2,7 @@
 
 Subcommands:
     inspect FILE [--json]: what is in a media file (like ffprobe, for surveillance streams).
+    config validate FILE: check a configuration file; every mistake is printed as `message @ $.path`.
 
 Exit status of `fluxkit inspect`:
     0: the file was read and at least one stream was found (damage after that is reported as a warning).
@@ -46,7 +47,24 @@ def _build_parser() -> argparse.ArgumentParser:
         help="print one JSON object per frame (one per line), then one summary object",
     )
     inspect.set_defaults(handler=_inspect)
+
+    config = commands.add_parser("config", help="configuration file tools")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    validate = config_commands.add_parser(
+        "validate",
+        help="check a TOML configuration file",
+        description="Check a TOML configuration file. Exit status: 0 valid, 1 unreadable, 2 invalid (each "
+        "mistake printed as `message @ $.path`).",
+    )
+    validate.add_argument("file", metavar="FILE", help="the configuration file")
+    validate.set_defaults(handler=_config_validate)
     return parser
+
+
+def _config_validate(args: argparse.Namespace) -> int:
+    from fluxkit.config import validate_main
+
+    return validate_main(args.file)
 
 
 def _dump(obj: dict[str, Any], out: TextIO) -> None:

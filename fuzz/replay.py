@@ -12,13 +12,15 @@ import importlib.util
 import sys
 import traceback
 from pathlib import Path
+from types import ModuleType
 
 FUZZ_DIR = Path(__file__).resolve().parent
 
 
-def _load(path: Path):  # noqa: ANN202 - a module
+def _load(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"fuzz_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -51,7 +53,8 @@ def main() -> int:
                     test_one_input(data)
                 except Exception:
                     failures += 1
-                    print(f"fuzz/replay: {harness.name} failed on {seed.name} cut to {len(data)} bytes:", file=sys.stderr)
+                    where = f"{harness.name} failed on {seed.name} cut to {len(data)} bytes"
+                    print(f"fuzz/replay: {where}:", file=sys.stderr)
                     traceback.print_exc()
         print(f"{harness.name}: {len(seeds)} seeds, {runs} inputs")
     return 1 if failures else 0

@@ -288,6 +288,19 @@ def test_client_server_agree(algorithm: str, qop: str | None) -> None:
     assert server.verify(again, method="INVITE", now=2.0, lookup=lookup) is expected
 
 
+def test_server_may_let_rtsp_players_reuse_a_nonce_without_qop() -> None:
+    # ffmpeg and VLC answer an RTSP challenge without qop and repeat the nonce on every request of the session.
+    server = DigestServer("r", random.Random(0), qop=None, nonce_ttl=60.0, reuse_without_qop=True)
+    client = DigestClient("alice", "secret", random.Random(1))
+    lookup = {"alice": "secret"}.get
+    value = client.respond(server.challenge(0.0), "DESCRIBE", "rtsp://h/s")
+    for now in (1.0, 2.0, 59.0):
+        assert server.verify(value, method="DESCRIBE", now=now, lookup=lookup) is DigestVerdict.OK
+    assert server.verify(value, method="DESCRIBE", now=60.0, lookup=lookup) is DigestVerdict.STALE
+    wrong = DigestClient("alice", "guess", random.Random(2)).respond(server.challenge(61.0), "DESCRIBE", "rtsp://h/s")
+    assert server.verify(wrong, method="DESCRIBE", now=62.0, lookup=lookup) is DigestVerdict.BAD_PASSWORD
+
+
 # --- server ----------------------------------------------------------------------------------------------------
 
 

@@ -6,7 +6,9 @@ forward, the dict is also ordered by expiry: purging walks from the oldest and s
 the size bound (`max_nonces`) evicts the oldest. A credential is first checked against the password (so a wrong
 password is reported as such whatever its nonce), then the nonce: unknown or expired means STALE (the client
 knew the password; RFC 7616 §3.3 says answer stale=true), a nonce count not above the last one means REPLAY.
-Without qop there is no nonce count, so each nonce is good for one request.
+Without qop there is no nonce count, so each nonce is good for one request, unless `reuse_without_qop` is set:
+RTSP players (ffmpeg, VLC) answer without qop and send the same nonce on every request of a session, so an RTSP
+server trades the one-shot rule (a fresh 401 round trip per request) for replay protection bounded by the expiry.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class DigestServer:
             RFC 2069 form. "auth-int" is refused (LocalProtocolError).
         opaque: an opaque value to send and require back, or None.
         max_nonces: bound on remembered nonces.
+        reuse_without_qop: accept a nonce again in credentials without qop until it expires (RTSP players do
+            this); False keeps every nonce single-use without qop, as a SIP registrar can afford.
     """
 
     def __init__(
@@ -80,6 +84,7 @@ class DigestServer:
         qop: str | None = "auth",
         opaque: str | None = None,
         max_nonces: int = DEFAULT_MAX_NONCES,
+        reuse_without_qop: bool = False,
     ) -> None:
         if qop not in (None, "auth"):
             raise LocalProtocolError(f"qop must be 'auth' or None, not {qop!r} (auth-int is not supported)")
@@ -96,6 +101,7 @@ class DigestServer:
         self.opaque = opaque
         self.nonce_ttl = nonce_ttl
         self.max_nonces = max_nonces
+        self.reuse_without_qop = reuse_without_qop
         self._rng = rng
         self._nonces: dict[str, _Nonce] = {}
 
@@ -192,6 +198,8 @@ class DigestServer:
             return DigestVerdict.STALE
         nc = creds.nonce_count
         if nc is None:
+            if self.reuse_without_qop:
+                return DigestVerdict.OK
             if state.last_nc:
                 return DigestVerdict.REPLAY
             state.last_nc = 1 << 32  # one request per nonce without qop

@@ -13,15 +13,20 @@ RTP is a datagram stream, one bad packet must not tear down the session, and the
 
 from __future__ import annotations
 
+import abc
+from typing import ClassVar
+
 import attrs
 
 from fluxkit.errors import LocalProtocolError
+from fluxkit.protocols.nalu import split_annexb
 from fluxkit.protocols.rtp._packet import RTP_HEADER_SIZE, RtpPacket
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MTU",
     "DepacketizerStatistics",
+    "NalPacketizer",
     "SequenceCounter",
 ]
 
@@ -114,3 +119,82 @@ class SequenceCounter:
             )
             for i, p in enumerate(payloads)
         ]
+
+
+class NalPacketizer(abc.ABC):
+    """The packetization plan RFC 6184 (H.264) and RFC 7798 (H.265) share; subclasses supply the codec's headers.
+
+    Each NAL unit goes in a single-NAL packet when it fits; a run of consecutive small units that fits one packet
+    goes in an aggregation packet (STAP-A / AP: 2-byte length before each unit); a unit larger than the payload
+    room is cut into fragmentation units (FU-A / FU) whose header replaces the NAL header.
+    """
+
+    __slots__ = ("_aggregate", "_counter")
+
+    #: Size of the codec's NAL unit header: 1 byte for H.264, 2 for H.265.
+    NAL_HEADER_SIZE: ClassVar[int]
+
+    def __init__(self, *, payload_type: int, ssrc: int, mtu: int, initial_sequence: int, aggregate: bool) -> None:
+        self._counter = SequenceCounter(
+            payload_type=payload_type, ssrc=ssrc, mtu=mtu, initial_sequence=initial_sequence
+        )
+        self._aggregate = aggregate
+
+    @property
+    def next_sequence(self) -> int:
+        """Sequence number of the next packet."""
+        return self._counter.next_sequence
+
+    def packetize(self, access_unit: bytes | list[bytes], timestamp: int) -> list[RtpPacket]:
+        """Packets for one access unit, all stamped `timestamp` (taken modulo 2**32), the marker on the last.
+
+        Args:
+            access_unit: Annex-B bytes, or the list of its NAL units (without start codes).
+            timestamp: the RTP timestamp (90 kHz).
+
+        Raises:
+            LocalProtocolError: a NAL unit shorter than its header or of a type the payload format reserves.
+        """
+        nals = split_annexb(access_unit) if isinstance(access_unit, bytes | bytearray) else access_unit
+        return self._counter.packets(self._payloads(nals), timestamp)
+
+    @abc.abstractmethod
+    def _check(self, nal: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def _aggregation_packet(self, nals: list[bytes]) -> bytes: ...
+
+    @abc.abstractmethod
+    def _fragment(self, nal: bytes, chunk: int, out: list[bytes]) -> None: ...
+
+    def _payloads(self, nals: list[bytes]) -> list[bytes]:
+        room = self._counter.max_payload
+        header = self.NAL_HEADER_SIZE
+        out: list[bytes] = []
+        count = len(nals)
+        i = 0
+        while i < count:
+            nal = nals[i]
+            size = len(nal)
+            if not size:
+                i += 1
+                continue
+            self._check(nal)
+            # An aggregation packet costs its own NAL-style header plus 2 length bytes per unit.
+            if self._aggregate and size + header + 2 < room:
+                j = i
+                total = header
+                while j < count and len(nals[j]) >= header and total + 2 + len(nals[j]) <= room:
+                    total += 2 + len(nals[j])
+                    j += 1
+                if j - i >= 2:
+                    out.append(self._aggregation_packet(nals[i:j]))
+                    i = j
+                    continue
+            if size <= room:
+                out.append(bytes(nal))
+            else:
+                # A fragment carries the payload header plus a one-byte FU header instead of the NAL header.
+                self._fragment(nal, room - header - 1, out)
+            i += 1
+        return out

@@ -16,10 +16,9 @@ from typing import ClassVar
 
 from fluxkit.errors import LocalProtocolError
 from fluxkit.protocols._media import MediaFrame
-from fluxkit.protocols.nalu import split_annexb
 from fluxkit.protocols.rtp._packet import RtpPacket
 
-from ._common import BYTE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MTU, START_CODE, SequenceCounter
+from ._common import BYTE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MTU, START_CODE, NalPacketizer
 from ._video import AUD, CLASS_KEY_SLICE, CLASS_SLICE, KEY, PS_SHIFT, VCL, VideoDepacketizer, rbsp_prefix, read_ue
 
 __all__ = ["H264Depacketizer", "H264Packetizer"]
@@ -233,7 +232,7 @@ class H264Depacketizer(VideoDepacketizer):
         return (1, got[0]) if got is not None and got[0] < 256 else None
 
 
-class H264Packetizer:
+class H264Packetizer(NalPacketizer):
     """H.264 access units in, RTP packets out (RFC 6184 non-interleaved mode).
 
     Args:
@@ -247,7 +246,9 @@ class H264Packetizer:
         LocalProtocolError: a field out of range, or an MTU too small to carry anything.
     """
 
-    __slots__ = ("_counter", "_stap_a")
+    __slots__ = ()
+
+    NAL_HEADER_SIZE = 1
 
     def __init__(
         self,
@@ -258,58 +259,19 @@ class H264Packetizer:
         initial_sequence: int = 0,
         use_stap_a: bool = True,
     ) -> None:
-        self._counter = SequenceCounter(
-            payload_type=payload_type, ssrc=ssrc, mtu=mtu, initial_sequence=initial_sequence
+        super().__init__(
+            payload_type=payload_type, ssrc=ssrc, mtu=mtu, initial_sequence=initial_sequence, aggregate=use_stap_a
         )
-        self._stap_a = use_stap_a
 
-    @property
-    def next_sequence(self) -> int:
-        """Sequence number of the next packet."""
-        return self._counter.next_sequence
+    def _check(self, nal: bytes) -> None:
+        if not 0 < nal[0] & 0x1F < 24:
+            raise LocalProtocolError(f"H.264 NAL unit type {nal[0] & 0x1F} cannot be sent over RTP")
 
-    def packetize(self, access_unit: bytes | list[bytes], timestamp: int) -> list[RtpPacket]:
-        """Packets for one access unit, all stamped `timestamp` (taken modulo 2**32), the marker on the last.
+    def _aggregation_packet(self, nals: list[bytes]) -> bytes:
+        return _stap_a(nals)
 
-        Args:
-            access_unit: Annex-B bytes, or the list of its NAL units (without start codes).
-            timestamp: the RTP timestamp (90 kHz).
-
-        Raises:
-            LocalProtocolError: a NAL unit of type 0 or 24..31, which RFC 6184 keeps for its own packet types.
-        """
-        nals = split_annexb(access_unit) if isinstance(access_unit, bytes | bytearray) else access_unit
-        return self._counter.packets(self._payloads(nals), timestamp)
-
-    def _payloads(self, nals: list[bytes]) -> list[bytes]:
-        room = self._counter.max_payload
-        out: list[bytes] = []
-        count = len(nals)
-        i = 0
-        while i < count:
-            nal = nals[i]
-            size = len(nal)
-            if not size:
-                i += 1
-                continue
-            if not 0 < nal[0] & 0x1F < 24:
-                raise LocalProtocolError(f"H.264 NAL unit type {nal[0] & 0x1F} cannot be sent over RTP")
-            if self._stap_a and size + 3 < room:
-                j = i
-                total = 1
-                while j < count and nals[j] and total + 2 + len(nals[j]) <= room:
-                    total += 2 + len(nals[j])
-                    j += 1
-                if j - i >= 2:
-                    out.append(_stap_a(nals[i:j]))
-                    i = j
-                    continue
-            if size <= room:
-                out.append(bytes(nal))
-            else:
-                _fu_a(nal, room - 2, out)
-            i += 1
-        return out
+    def _fragment(self, nal: bytes, chunk: int, out: list[bytes]) -> None:
+        _fu_a(nal, chunk, out)
 
 
 def _stap_a(nals: list[bytes]) -> bytes:

@@ -16,10 +16,9 @@ from typing import ClassVar
 
 from fluxkit.errors import LocalProtocolError
 from fluxkit.protocols._media import MediaFrame
-from fluxkit.protocols.nalu import split_annexb
 from fluxkit.protocols.rtp._packet import RtpPacket
 
-from ._common import BYTE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MTU, START_CODE, SequenceCounter
+from ._common import BYTE, DEFAULT_MAX_FRAME_SIZE, DEFAULT_MTU, START_CODE, NalPacketizer
 from ._video import AUD, CLASS_KEY_SLICE, CLASS_SLICE, KEY, PS_SHIFT, VCL, VideoDepacketizer, rbsp_prefix, read_ue
 
 __all__ = ["H265Depacketizer", "H265Packetizer"]
@@ -258,7 +257,7 @@ class H265Depacketizer(VideoDepacketizer):
         return (1, got[0]) if got is not None and got[0] < 16 else None
 
 
-class H265Packetizer:
+class H265Packetizer(NalPacketizer):
     """H.265 access units in, RTP packets out (RFC 7798, no DONL: sprop-max-don-diff = 0).
 
     Args:
@@ -272,7 +271,9 @@ class H265Packetizer:
         LocalProtocolError: a field out of range, or an MTU too small to carry anything.
     """
 
-    __slots__ = ("_aggregate", "_counter")
+    __slots__ = ()
+
+    NAL_HEADER_SIZE = 2
 
     def __init__(
         self,
@@ -283,58 +284,19 @@ class H265Packetizer:
         initial_sequence: int = 0,
         use_aggregation: bool = True,
     ) -> None:
-        self._counter = SequenceCounter(
-            payload_type=payload_type, ssrc=ssrc, mtu=mtu, initial_sequence=initial_sequence
+        super().__init__(
+            payload_type=payload_type, ssrc=ssrc, mtu=mtu, initial_sequence=initial_sequence, aggregate=use_aggregation
         )
-        self._aggregate = use_aggregation
 
-    @property
-    def next_sequence(self) -> int:
-        """Sequence number of the next packet."""
-        return self._counter.next_sequence
+    def _check(self, nal: bytes) -> None:
+        if len(nal) < 2 or (nal[0] >> 1) & 0x3F >= _AP:
+            raise LocalProtocolError("H.265 NAL unit is too short or of a type RTP reserves (48..63)")
 
-    def packetize(self, access_unit: bytes | list[bytes], timestamp: int) -> list[RtpPacket]:
-        """Packets for one access unit, all stamped `timestamp` (modulo 2**32), the marker on the last.
+    def _aggregation_packet(self, nals: list[bytes]) -> bytes:
+        return _aggregation_packet(nals)
 
-        Args:
-            access_unit: Annex-B bytes, or the list of its NAL units (without start codes).
-            timestamp: the RTP timestamp (90 kHz).
-
-        Raises:
-            LocalProtocolError: a NAL unit shorter than its 2-byte header or of a type 48..63 (RTP's own).
-        """
-        nals = split_annexb(access_unit) if isinstance(access_unit, bytes | bytearray) else access_unit
-        return self._counter.packets(self._payloads(nals), timestamp)
-
-    def _payloads(self, nals: list[bytes]) -> list[bytes]:
-        room = self._counter.max_payload
-        out: list[bytes] = []
-        count = len(nals)
-        i = 0
-        while i < count:
-            nal = nals[i]
-            size = len(nal)
-            if not size:
-                i += 1
-                continue
-            if size < 2 or (nal[0] >> 1) & 0x3F >= _AP:
-                raise LocalProtocolError("H.265 NAL unit is too short or of a type RTP reserves (48..63)")
-            if self._aggregate and size + 4 < room:
-                j = i
-                total = 2
-                while j < count and len(nals[j]) >= 2 and total + 2 + len(nals[j]) <= room:
-                    total += 2 + len(nals[j])
-                    j += 1
-                if j - i >= 2:
-                    out.append(_aggregation_packet(nals[i:j]))
-                    i = j
-                    continue
-            if size <= room:
-                out.append(bytes(nal))
-            else:
-                _fragment(nal, room - 3, out)
-            i += 1
-        return out
+    def _fragment(self, nal: bytes, chunk: int, out: list[bytes]) -> None:
+        _fragment(nal, chunk, out)
 
 
 def _aggregation_packet(nals: list[bytes]) -> bytes:

@@ -4,16 +4,21 @@ Strategy: `CaptureReader` cuts the file into packets; `decode_packet` reduces ea
 segment (anything else is counted and dropped). UDP payloads go straight to the RTP demux, which decides per flow
 whether it is RTP at all. TCP segments are put back in order per direction (`TcpReassembler`), and the byte
 stream goes through the auto-detecting RFC 4571 / interleaved deframer; a direction that shows no framing within
-`max_hunt` bytes (HTTP, SIP over TCP, TLS...) is dropped for good, so only media flows keep buffers. The number
-of TCP directions followed is bounded too.
+`max_hunt` bytes (HTTP, TLS...) is dropped for good, so only media flows keep buffers. The number of TCP
+directions followed is bounded too.
+
+SIP is read on the side (`_sip.SipAnalyzer`): a UDP payload that starts like a SIP message (or any non-RTP
+payload on port 5060/5061) goes to the analyzer instead of the RTP demux, and a TCP direction whose first bytes
+start like SIP is framed by the SIP stream parser instead of the RTP deframer.
 """
 
 from __future__ import annotations
 
 from fluxkit.errors import ParseError
-from fluxkit.inspect._ip import Datagram, Segment, decode_packet
+from fluxkit.inspect._ip import Datagram, Segment, decode_packet, format_endpoint
 from fluxkit.inspect._pcap import CaptureReader
 from fluxkit.inspect._rtp import FlowKey, RtpDemux
+from fluxkit.inspect._sip import SIP_PORTS, SipAnalyzer, SipTcpFlow, looks_like_sip
 from fluxkit.inspect._streams import Collector
 from fluxkit.inspect._tcp import TcpReassembler
 from fluxkit.protocols.rtp import TcpRtpDeframer
@@ -30,13 +35,14 @@ _MIN_PACKET = 28
 
 
 class _TcpFlow:
-    __slots__ = ("deframer", "key", "reassembler", "seen")
+    __slots__ = ("deframer", "key", "reassembler", "seen", "sip")
 
     def __init__(self, key: FlowKey) -> None:
         self.key = key
         self.reassembler = TcpReassembler()
         self.deframer = TcpRtpDeframer()
         self.seen = 0
+        self.sip: SipTcpFlow | None = None
 
 
 class CapturePipeline:
@@ -45,6 +51,7 @@ class CapturePipeline:
     Attributes:
         counters: packets read, and why packets were skipped ("ip-fragment", "not-ip", "malformed", ...).
         warnings: notes for the report (flows ignored because of a limit).
+        sip: the signalling found on the way.
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class CapturePipeline:
         self._now = 0.0  # capture time of the latest packet
         self.counters: dict[str, int] = {"packets": 0}
         self.warnings: list[str] = []
+        self.sip = SipAnalyzer()
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n
@@ -90,8 +98,14 @@ class CapturePipeline:
                 if decoded.truncated:
                     count("truncated")
                     continue
+                payload = decoded.payload
+                if looks_like_sip(payload) or (
+                    (decoded.dport in SIP_PORTS or decoded.sport in SIP_PORTS) and payload[:1] < b"\x80"
+                ):
+                    self.sip.datagram(decoded.src, decoded.sport, decoded.dst, decoded.dport, payload, now)
+                    continue
                 key: FlowKey = ("udp", decoded.src, decoded.sport, decoded.dst, decoded.dport)
-                demux.datagram(key, decoded.payload, now)
+                demux.datagram(key, payload, now)
             elif isinstance(decoded, Segment):
                 self._segment(decoded, now)
             else:
@@ -111,7 +125,9 @@ class CapturePipeline:
             self._tcp.clear()
             self._demux.flush()
             self.counters.update(self._demux.counters)
+            self.counters.update(self.sip.counters)
             self.counters["linktypes"] = len(self._reader.linktypes)
+            self.warnings += self.sip.warnings
 
     def _segment(self, seg: Segment, now: float) -> None:
         key: FlowKey = ("tcp", seg.src, seg.sport, seg.dst, seg.dport)
@@ -140,17 +156,29 @@ class CapturePipeline:
     def _deliver(self, flow: _TcpFlow, chunks: list[bytes | None], now: float) -> None:
         deframer = flow.deframer
         for chunk in chunks:
+            sip = flow.sip
+            if sip is None and chunk and not flow.seen and deframer.mode is None and looks_like_sip(chunk):
+                _, src, sport, dst, dport = flow.key
+                sip = flow.sip = SipTcpFlow(format_endpoint(src, sport), format_endpoint(dst, dport))
+            if sip is not None:
+                if chunk is None:
+                    sip.gap()
+                elif not sip.feed(self.sip, chunk, now):
+                    self._reject(flow)
+                    return
+                continue
             if chunk is None:
                 continue  # a hole: the deframer notices the broken framing and resynchronises
             if deframer.mode is None:
                 flow.seen += len(chunk)
             for unit in deframer.feed(chunk):
                 self._demux.unit(flow.key, unit, now)
-        if deframer.mode is None and flow.seen > self._max_hunt:
+        if flow.sip is None and deframer.mode is None and flow.seen > self._max_hunt:
             self._reject(flow)
 
     def _reject(self, flow: _TcpFlow) -> None:
-        self._count("tcp_flows_not_media")
+        if flow.sip is None:
+            self._count("tcp_flows_not_media")
         self._tcp.pop(flow.key, None)
         if len(self._rejected) >= _MAX_REJECTED:
             self._rejected.pop(next(iter(self._rejected)))

@@ -7,9 +7,13 @@ that keeps running figures only and hands each frame to the caller's callback, s
 size plus the parsers' own bounded buffers, whatever the file size. A file that yields no stream within
 `probe_limit` bytes is abandoned early, so a huge non-media file ends quickly.
 
+Captures may also carry SIP (GB28181 signalling): the capture pipeline's `SipAnalyzer` lists transactions,
+sessions, MANSCDP bodies and registrations, and ties each RTP stream to its session (`"session"`, `"flags"`). A
+capture with signalling and no media is valid input.
+
 Errors: `OSError` for a file that cannot be read; `RemoteProtocolError` (a `ParseError` where an offset is known)
-for a file that is not media or holds none. Damage after media was found is not an error: reading stops there and
-the report carries a warning.
+for a file that is not media or holds none (neither streams nor SIP). Damage after media was found is not an
+error: reading stops there and the report carries a warning.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ class InspectReport:
         streams: one summary dict per stream (the objects of the JSON summary line).
         warnings: damage found after media was read (reading stopped there), skipped packets...
         counters: format-specific counts (captured packets, IP fragments skipped, malformed packets, ...).
+        sip: for captures, the signalling found: {"transactions", "sessions", "messages", "registrations",
+            "keepalives"} (see `_sip.SipAnalyzer.summary`); None for other formats.
     """
 
     path: str
@@ -57,10 +63,11 @@ class InspectReport:
     streams: list[dict[str, Any]]
     warnings: list[str]
     counters: dict[str, int]
+    sip: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The final JSON line: `{"type": "summary", "streams": [...], ...}`."""
-        return {
+        out: dict[str, Any] = {
             "type": "summary",
             "file": self.path,
             "format": self.format,
@@ -68,6 +75,9 @@ class InspectReport:
             "warnings": self.warnings,
             "counters": self.counters,
         }
+        if self.sip is not None:
+            out["sip"] = self.sip
+        return out
 
 
 class _Pipeline(Protocol):
@@ -198,12 +208,12 @@ def inspect_file(
         probe_limit: bytes read without finding any stream before giving up.
 
     Returns:
-        The report; its `streams` list is never empty.
+        The report; its `streams` list is never empty, except for a capture that holds SIP signalling only.
 
     Raises:
         OSError: the file cannot be opened or read (missing, a directory, no permission, I/O error).
-        RemoteProtocolError: the file is not a recognised media file, or no media was found in it
-            (a `ParseError` when the failing byte offset is known).
+        RemoteProtocolError: the file is not a recognised media file, or no media (nor SIP, for a capture) was
+            found in it (a `ParseError` when the failing byte offset is known).
     """
     name = os.fspath(path)
     collector = Collector(on_frame)
@@ -212,6 +222,11 @@ def inspect_file(
         head = f.read(max(chunk_size, SNIFF_SIZE))
         kind = sniff(head[:SNIFF_SIZE], name)
         pipeline = _pipeline(kind, collector)
+        sip = pipeline.sip if isinstance(pipeline, CapturePipeline) else None
+
+        def found() -> bool:
+            return bool(collector.streams) or (sip is not None and sip.seen)
+
         total = 0
         chunk = head
         flushed = False
@@ -219,13 +234,13 @@ def inspect_file(
             while chunk:
                 total += len(chunk)
                 pipeline.feed(chunk)
-                if not collector.streams and total >= probe_limit:
+                if not found() and total >= probe_limit:
                     raise RemoteProtocolError(f"no media found in the first {total} bytes ({kind})")
                 chunk = f.read(chunk_size)
             flushed = True
             pipeline.flush()
         except ProtocolError as exc:
-            if not collector.streams:
+            if not found():
                 raise
             warnings.append(f"stopped at damage: {exc}")
             if not flushed:
@@ -234,12 +249,16 @@ def inspect_file(
                 except ProtocolError as again:
                     warnings.append(f"while finishing: {again}")
     warnings += pipeline.warnings
-    if not collector.streams:
+    if not found():
         raise RemoteProtocolError(f"no media streams found ({kind} file, {total} bytes read)")
+    streams = [s.summary() for s in collector.streams]
+    if sip is not None:
+        sip.tie_streams(streams)
     return InspectReport(
         path=name,
         format=kind,
-        streams=[s.summary() for s in collector.streams],
+        streams=streams,
         warnings=warnings,
         counters=dict(pipeline.counters),
+        sip=sip.summary() if sip is not None else None,
     )

@@ -31,6 +31,8 @@ _COUNTER_NAMES = {
     "tcp_flows_not_media": "non-media TCP flows",
     "tcp_gap_bytes": "TCP bytes missing from the capture",
     "skipped_bytes": "bytes skipped",
+    "sip_malformed": "malformed SIP messages",
+    "manscdp_malformed": "MANSCDP bodies that do not parse",
 }
 
 
@@ -79,7 +81,79 @@ def _rtp_line(s: dict[str, Any]) -> str:
     )
     if s.get("dropped_frames"):
         line += f", {s['dropped_frames']} frames dropped"
+    if s.get("session"):
+        line += f", session {s['session']}"
+    if s.get("flags"):
+        line += " [" + ", ".join(s["flags"]) + "]"
     return line
+
+
+def _sdp_line(sdp: dict[str, Any] | None, what: str) -> list[str]:
+    if sdp is None:
+        return [f"{what}: none"]
+    head = f"{what} ({sdp['side']}): s={sdp['session_name']}"
+    if sdp.get("uri"):
+        head += f" u={sdp['uri']}"
+    if sdp.get("timing"):
+        head += f" t={sdp['timing'][0]} {sdp['timing'][1]}"
+    head += f" y={sdp['ssrc']}"
+    if sdp.get("ssrc_int") is not None:
+        head += f" (0x{sdp['ssrc_int']:08x})"
+    lines = [head]
+    for m in sdp["media"]:
+        media = f"  m={m['media']} {m['address']}:{m['port']} {m['proto']} ({m['transport']}"
+        if m.get("setup"):
+            media += f", setup {m['setup']}"
+        media += ")"
+        if m.get("direction"):
+            media += f" {m['direction']}"
+        if m.get("formats"):
+            media += " " + ", ".join(m["formats"])
+        lines.append(media)
+    return lines
+
+
+def _signalling(sip: dict[str, Any]) -> list[str]:
+    lines = ["Signalling (SIP):"]
+    txs = sip["transactions"]
+    by_method: dict[str, dict[str, int]] = {}
+    for tx in txs:
+        final = tx["final"]
+        counts = by_method.setdefault(tx["method"], {})
+        label = str(final) if final is not None else "no final"
+        counts[label] = counts.get(label, 0) + 1
+    lines.append(f"  {len(txs)} transactions")
+    for method, counts in by_method.items():
+        lines.append(f"    {method}: " + ", ".join(f"{n} x {label}" for label, n in counts.items()))
+    for reg in sip["registrations"]:
+        statuses = " -> ".join(str(x) for x in reg["statuses"]) or "no response"
+        lines.append(f"  REGISTER {reg['device']}: {statuses} ({reg['outcome']}, {reg['attempts']} requests)")
+    for sess in sip["sessions"]:
+        head = f"  Session {sess['call_id']}: INVITE {sess['caller']} -> {sess['callee']}"
+        if sess.get("channel"):
+            head += f" channel {sess['channel']}"
+        head += f", final {sess['status'] if sess['status'] is not None else 'none'}"
+        if sess.get("bye"):
+            head += f", BYE from {sess['bye']['from']}"
+        lines.append(head)
+        lines += ["    " + x for x in _sdp_line(sess["offer"], "offer")]
+        lines += ["    " + x for x in _sdp_line(sess["answer"], "answer")]
+        streams = ", ".join(f"#{i}" for i in sess["streams"]) or "none"
+        lines.append(f"    media streams: {streams}" + (" [" + ", ".join(sess["flags"]) + "]" if sess["flags"] else ""))
+    if sip["keepalives"]:
+        lines.append("  Keepalive: " + ", ".join(f"{d} x {n}" for d, n in sip["keepalives"].items()))
+    for msg in sip["messages"]:
+        if msg["cmd_type"] == "Keepalive":
+            continue
+        line = f"  {msg['method']} {msg['root']} {msg['cmd_type']} SN {msg['sn']} device {msg['device_id']}"
+        if "items" in msg:
+            line += f": {msg['items']} items of {msg['sum_num']}"
+        if msg.get("ptz"):
+            line += f": PTZ {msg['ptz']} ({msg['ptz_cmd']})"
+        elif "ptz_cmd" in msg:
+            line += f": PTZCmd {msg['ptz_cmd']} (undecodable)"
+        lines.append(line)
+    return lines
 
 
 def format_human(report: InspectReport) -> str:
@@ -91,6 +165,8 @@ def format_human(report: InspectReport) -> str:
         lines.append("  " + _stream_line(s))
         if "ssrc" in s:
             lines.append("    " + _rtp_line(s))
+    if report.sip is not None and (report.sip["transactions"] or report.sip["messages"]):
+        lines += ["  " + x for x in _signalling(report.sip)]
     skipped = [f"{report.counters[k]} {label}" for k, label in _COUNTER_NAMES.items() if report.counters.get(k)]
     if skipped:
         lines.append("  skipped: " + ", ".join(skipped))

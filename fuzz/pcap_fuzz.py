@@ -12,7 +12,7 @@ import contextlib
 import sys
 
 from fluxkit.errors import ProtocolError
-from fluxkit.inspect import CaptureReader, Segment, TcpReassembler, decode_packet, sniff
+from fluxkit.inspect import CaptureReader, InspectReport, Segment, TcpReassembler, decode_packet, format_human, sniff
 from fluxkit.inspect._capture import CapturePipeline
 from fluxkit.inspect._streams import Collector
 
@@ -41,12 +41,21 @@ def TestOneInput(data: bytes) -> None:
             if isinstance(decoded, Segment):
                 reassembler.segment(decoded)
     reassembler.flush()
-    pipeline = CapturePipeline(Collector(lambda frame: frame.to_json()))
+    collector = Collector(lambda frame: frame.to_json())
+    pipeline = CapturePipeline(collector)
     try:
         pipeline.feed(data)
         pipeline.flush()
     except ProtocolError:
         pass
+    # The report side too: SIP sessions tied to the streams, the JSON summary and the human text.
+    streams = [s.summary() for s in collector.streams]
+    pipeline.sip.tie_streams(streams)
+    report = InspectReport(
+        path="fuzz", format="pcap", streams=streams, warnings=pipeline.warnings, counters={}, sip=pipeline.sip.summary()
+    )
+    report.to_json()
+    format_human(report)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 Subcommands:
     inspect FILE [--json]: what is in a media file (like ffprobe, for surveillance streams).
     config validate FILE: check a configuration file; every mistake is printed as `message @ $.path`.
+    sim-camera --port N [FILE ...]: an RTSP camera simulator serving each file at rtsp://127.0.0.1:N/<file stem>
+        in a loop at real time (no FILE: the generated demo clip, at rtsp://127.0.0.1:N/demo), until Ctrl-C.
 
 Exit status of `fluxkit inspect`:
     0: the file was read and at least one stream was found (damage after that is reported as a warning).
@@ -58,7 +60,80 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", metavar="FILE", help="the configuration file")
     validate.set_defaults(handler=_config_validate)
+
+    sim = commands.add_parser(
+        "sim-camera",
+        help="serve video files as RTSP cameras (looping at real time)",
+        description=(
+            "Serve each FILE (Annex-B .h264/.h265, or MP4 and other containers with H.264/H.265 video) at "
+            "rtsp://HOST:PORT/<file stem>, looping at real time with continuous timestamps, until Ctrl-C. "
+            "With no FILE, serve a demo clip that fluxkit generates once and caches (640x360, 25 fps, a moving "
+            "test pattern with a running timecode) at rtsp://HOST:PORT/demo."
+        ),
+    )
+    sim.add_argument("files", metavar="FILE", nargs="*", help="the clips to serve (default: the demo clip)")
+    sim.add_argument("--port", type=int, default=8554, help="RTSP port (default 8554)")
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sim.add_argument("--user", default=None, help="require Digest authentication with this user name")
+    sim.add_argument("--password", default=None, help="the password that goes with --user")
+    sim.set_defaults(handler=_sim_camera)
     return parser
+
+
+def _sim_camera(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import trio
+
+    from fluxkit.sim import generate_demo_clip
+
+    files = [Path(f) for f in args.files] or [generate_demo_clip()]
+    names: dict[str, Path] = {}
+    for file in files:
+        if not file.is_file():
+            print(f"fluxkit sim-camera: {file}: no such file", file=sys.stderr)
+            return EXIT_UNREADABLE
+        if file.stem in names:
+            print(f"fluxkit sim-camera: two files named {file.stem!r}: paths must differ", file=sys.stderr)
+            return EXIT_NOT_MEDIA
+        names[file.stem] = file
+    auth = (args.user, args.password or "") if args.user else None
+    try:
+        trio.run(_sim_camera_main, names, args.host, args.port, auth)
+    except (KeyboardInterrupt, OSError, BaseExceptionGroup) as exc:
+        # Trio's nurseries wrap what their tasks raise: look inside for Ctrl-C and a port that cannot be bound.
+        group = exc if isinstance(exc, BaseExceptionGroup) else BaseExceptionGroup("", [exc])
+        errors, rest = group.split(OSError)
+        _, rest = rest.split((KeyboardInterrupt, trio.Cancelled)) if rest is not None else (None, None)
+        if rest is not None:
+            raise
+        if errors is not None:
+            first = errors.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            print(f"fluxkit sim-camera: cannot listen on {args.host}:{args.port}: {first}", file=sys.stderr)
+            return EXIT_UNREADABLE
+    return EXIT_OK
+
+
+async def _sim_camera_main(names: dict[str, Any], host: str, port: int, auth: tuple[str, str] | None) -> None:
+    import trio
+
+    from fluxkit.engine import open_engine
+    from fluxkit.net.rtsp_server import serve_rtsp
+    from fluxkit.sim import FileSource
+
+    async with open_engine() as engine:
+        for stream_id, file in names.items():
+            engine.add_source(stream_id, FileSource(file))
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                lambda task_status: serve_rtsp(engine, host, port, auth=auth, task_status=task_status)
+            )
+            bound = listeners[0].socket.getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            for stream_id, file in names.items():
+                print(f"rtsp://{shown}:{bound}/{stream_id}  <- {file}", flush=True)
 
 
 def _config_validate(args: argparse.Namespace) -> int:

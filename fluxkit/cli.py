@@ -1,6 +1,8 @@
 """The `fluxkit` command line.
 
 Subcommands:
+    run [--config FILE] [--demo] [...]: the main job: the engine, the RTSP output, a source per configured
+        stream; --demo adds simulated cameras. Runs until Ctrl-C (or --duration seconds).
     inspect FILE [--json]: what is in a media file (like ffprobe, for surveillance streams).
     config validate FILE: check a configuration file; every mistake is printed as `message @ $.path`.
     sim-camera --port N [FILE ...]: an RTSP camera simulator serving each file at rtsp://127.0.0.1:N/<file stem>
@@ -19,6 +21,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, TextIO
 
 from fluxkit.errors import ProtocolError
@@ -77,7 +80,90 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--user", default=None, help="require Digest authentication with this user name")
     sim.add_argument("--password", default=None, help="the password that goes with --user")
     sim.set_defaults(handler=_sim_camera)
+
+    run = commands.add_parser(
+        "run",
+        help="run fluxkit: ingest the configured streams and re-stream them over RTSP (until Ctrl-C)",
+        description=(
+            "Run the engine with the RTSP output and a source per [[video.streams]] entry of the configuration "
+            "(embedded defaults when no --config is given: everything on 127.0.0.1). With --demo, simulated "
+            "cameras are started and ingested too, so you see live streams with no hardware. Exit status: 0 after "
+            "Ctrl-C or --duration, 1 when a port cannot be bound, 2 for an invalid configuration."
+        ),
+    )
+    run.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    run.add_argument("--data-dir", metavar="DIR", help="where recordings and state go (default ./fluxkit-data)")
+    for name, default in (("api", 8080), ("rtsp", 8554), ("rtmp", 1935), ("sip", 5060)):
+        run.add_argument(f"--{name}-port", type=int, metavar="N", help=f"{name.upper()} port (default {default})")
+    run.add_argument("--demo", action="store_true", help="also start simulated cameras (streams demo1, demo2)")
+    run.add_argument("--duration", type=float, metavar="S", help="stop by itself after S seconds")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default: from the config")
+    run.set_defaults(handler=_run)
     return parser
+
+
+def _run_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]  # -> Config, imported lazily
+    import attrs
+
+    from fluxkit.config import Config, load_config
+
+    config = load_config(args.config) if args.config else Config()
+    video = config.video
+    ports = {f"{name}_port": getattr(args, f"{name}_port") for name in ("api", "rtsp", "rtmp", "sip")}
+    protocols = attrs.evolve(video.protocols, **{k: v for k, v in ports.items() if v is not None})
+    changes: dict[str, Any] = {"protocols": protocols}
+    if args.data_dir:
+        changes["data_dir"] = args.data_dir
+    if args.log_level:
+        changes["log_level"] = args.log_level
+    return attrs.evolve(config, video=attrs.evolve(video, **changes))
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+
+    import trio
+
+    from fluxkit.app import run_fluxkit
+    from fluxkit.errors import ConfigError
+
+    try:
+        config = _run_config(args)
+    except ConfigError as exc:
+        print(f"fluxkit run: {exc}", file=sys.stderr)
+        return EXIT_NOT_MEDIA
+    except (OSError, ValueError) as exc:  # unreadable file; a bad --port value (attrs validators)
+        print(f"fluxkit run: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE if isinstance(exc, OSError) else EXIT_NOT_MEDIA
+    logging.basicConfig(
+        level=config.video.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        trio.run(partial(run_fluxkit, config, demo=args.demo, duration=args.duration))
+    except (KeyboardInterrupt, OSError, BaseExceptionGroup) as exc:
+        return _interrupted_or_unbound("fluxkit run", exc)
+    return EXIT_OK
+
+
+def _interrupted_or_unbound(command: str, exc: BaseException) -> int:
+    """Exit status for what trio.run raised: Ctrl-C is a normal stop; a listen error is reported; else re-raise."""
+    import trio
+
+    # Trio's nurseries wrap what their tasks raise: look inside for Ctrl-C and a port that cannot be bound.
+    group = exc if isinstance(exc, BaseExceptionGroup) else BaseExceptionGroup("", [exc])
+    errors, rest = group.split(OSError)
+    _, rest = rest.split((KeyboardInterrupt, trio.Cancelled)) if rest is not None else (None, None)
+    if rest is not None:
+        raise exc
+    if errors is not None:
+        first: BaseException = errors
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        print(f"{command}: cannot listen: {first}", file=sys.stderr)
+        return EXIT_UNREADABLE
+    return EXIT_OK
 
 
 def _sim_camera(args: argparse.Namespace) -> int:
@@ -101,18 +187,7 @@ def _sim_camera(args: argparse.Namespace) -> int:
     try:
         trio.run(_sim_camera_main, names, args.host, args.port, auth)
     except (KeyboardInterrupt, OSError, BaseExceptionGroup) as exc:
-        # Trio's nurseries wrap what their tasks raise: look inside for Ctrl-C and a port that cannot be bound.
-        group = exc if isinstance(exc, BaseExceptionGroup) else BaseExceptionGroup("", [exc])
-        errors, rest = group.split(OSError)
-        _, rest = rest.split((KeyboardInterrupt, trio.Cancelled)) if rest is not None else (None, None)
-        if rest is not None:
-            raise
-        if errors is not None:
-            first = errors.exceptions[0]
-            while isinstance(first, BaseExceptionGroup):
-                first = first.exceptions[0]
-            print(f"fluxkit sim-camera: cannot listen on {args.host}:{args.port}: {first}", file=sys.stderr)
-            return EXIT_UNREADABLE
+        return _interrupted_or_unbound(f"fluxkit sim-camera: {args.host}:{args.port}", exc)
     return EXIT_OK
 
 

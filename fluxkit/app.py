@@ -1,0 +1,136 @@
+"""`fluxkit run`: the main job. The engine, the RTSP output, a source per configured stream, and, with `--demo`,
+simulated cameras so that a newcomer sees live streams with no hardware.
+
+Strategy: one Trio nursery owns everything. The demo cameras are a second, separate engine that plays the
+generated clip through fluxkit's own RTSP server on a free loopback port, exactly as a real IP camera would
+serve it; the main engine then pulls them with `RtspSource` like any configured camera, so the demo exercises
+the real ingest path (RTSP client, RTP, depacketizer, fan-out) and the real RTSP output.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from functools import partial
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from fluxkit.engine import open_engine
+from fluxkit.net.rtsp_server import serve_rtsp
+from fluxkit.net.rtsp_source import RtspSource
+
+if TYPE_CHECKING:
+    from fluxkit.config import Config
+    from fluxkit.engine import VideoEngine
+
+__all__ = ["DEMO_CAMERAS", "RunningFluxkit", "run_fluxkit"]
+
+log = logging.getLogger("fluxkit")
+
+#: How many simulated cameras `--demo` starts.
+DEMO_CAMERAS = 2
+#: Seconds between the statistics lines of each stream.
+STATS_INTERVAL = 10.0
+
+
+@attrs.frozen(kw_only=True)
+class RunningFluxkit:
+    """What `run_fluxkit` reports once it is serving (through `task_status`).
+
+    Attributes:
+        engine: the running engine (add sources, subscribe, read events).
+        rtsp_url: base URL of the RTSP output; streams are at `<rtsp_url>/<stream_id>`.
+        stream_ids: the streams started from the configuration and the demo.
+    """
+
+    engine: VideoEngine
+    rtsp_url: str
+    stream_ids: tuple[str, ...]
+
+
+async def _serve_demo_cameras(count: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+    """A separate engine playing the generated clip at rtsp://127.0.0.1:<port>/cam1..camN; reports the port."""
+    from fluxkit.sim import FileSource, generate_demo_clip, load_clip
+
+    clip_path = await trio.to_thread.run_sync(generate_demo_clip)
+    clip = await trio.to_thread.run_sync(load_clip, clip_path)
+    async with open_engine() as cameras, trio.open_nursery() as nursery:
+        for i in range(1, count + 1):
+            # Each camera gets its own clock origin, as real cameras do.
+            cameras.add_source(f"cam{i}", FileSource(clip, rng=random.Random(i)))
+        listeners = await nursery.start(partial(serve_rtsp, cameras, "127.0.0.1", 0))
+        task_status.started(listeners[0].socket.getsockname()[1])
+
+
+async def _report_statistics(engine: VideoEngine, interval: float) -> None:
+    while True:
+        await trio.sleep(interval)
+        for info in engine.list_streams():
+            s = engine.stream_statistics(info.stream_id)
+            gop = "-" if s.gop is None else str(s.gop)
+            log.info(
+                "stream %s: %s, %.1f fps, %.0f kb/s, GOP %s, %d frames, %d keyframes, %d subscribers, %d restarts",
+                s.stream_id, s.state, s.fps, s.bitrate / 1000, gop, s.frames, s.keyframes, s.subscribers, s.restarts,
+            )  # fmt: skip
+
+
+async def run_fluxkit(
+    config: Config,
+    *,
+    demo: bool = False,
+    duration: float | None = None,
+    stats_interval: float = STATS_INTERVAL,
+    task_status: trio.TaskStatus[RunningFluxkit] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run fluxkit until cancelled (Ctrl-C) or for `duration` seconds.
+
+    Args:
+        config: the loaded configuration (`fluxkit.config.Config()` for the embedded defaults).
+        demo: also start `DEMO_CAMERAS` simulated cameras, ingested as streams demo1..demoN.
+        duration: stop by itself after this many seconds (None: run until cancelled).
+        stats_interval: seconds between the per-stream statistics log lines.
+        task_status: reports a `RunningFluxkit` once the RTSP output listens and the sources are added.
+    """
+    video = config.video
+    host = video.protocols.host
+    # The demo cameras live in an outer nursery so that they outlast the engine that pulls them: on shutdown
+    # the engine's sources go first, instead of seeing their cameras vanish and reconnecting.
+    async with trio.open_nursery() as cameras:
+        camera_port = await cameras.start(_serve_demo_cameras, DEMO_CAMERAS) if demo else None
+        async with open_engine() as engine, trio.open_nursery() as nursery:
+            listeners = await nursery.start(partial(serve_rtsp, engine, host, video.protocols.rtsp_port))
+            port = listeners[0].socket.getsockname()[1]
+            rtsp_url = f"rtsp://{f'[{host}]' if ':' in host else host}:{port}"
+            stream_ids: list[str] = []
+            if camera_port is not None:
+                for i in range(1, DEMO_CAMERAS + 1):
+                    url = f"rtsp://127.0.0.1:{camera_port}/cam{i}"
+                    engine.add_source(f"demo{i}", RtspSource(url))
+                    stream_ids.append(f"demo{i}")
+                    log.info("demo camera %d serves %s; ingested as stream demo%d", i, url, i)
+            for stream in video.streams:
+                if stream.protocol != "rtsp":
+                    log.warning(
+                        "stream %s: %s sources are not implemented yet; skipped", stream.stream_id, stream.protocol
+                    )
+                    continue
+                source = RtspSource(stream.source_url, transport="udp" if stream.transport == "udp" else "tcp")
+                engine.add_source(stream.stream_id, source)
+                stream_ids.append(stream.stream_id)
+            for stream_id in stream_ids:
+                log.info("stream %s: play it at %s/%s", stream_id, rtsp_url, stream_id)
+            if not stream_ids:
+                log.warning("no streams configured: add [[video.streams]] to the config file, or run with --demo")
+            log.info(
+                "not started yet: REST API (port %d), RTMP (port %d), GB28181 SIP (port %d): later milestones",
+                video.protocols.api_port, video.protocols.rtmp_port, video.sip_port,
+            )  # fmt: skip
+            nursery.start_soon(_report_statistics, engine, stats_interval)
+            task_status.started(RunningFluxkit(engine=engine, rtsp_url=rtsp_url, stream_ids=tuple(stream_ids)))
+            await trio.sleep(math.inf if duration is None else duration)
+            log.info("stopping")
+            nursery.cancel_scope.cancel()
+        cameras.cancel_scope.cancel()

@@ -1,0 +1,109 @@
+"""`fluxkit run`: the main job, end to end with the demo cameras and a real player (ffmpeg)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import av
+import pytest
+import trio
+
+from fluxkit.app import RunningFluxkit, run_fluxkit
+from fluxkit.cli import main
+from fluxkit.config import Config, ProtocolSettings, StreamSettings, VideoSettings
+from fluxkit.engine import SourceReconnecting
+from tests.conftest import require_tool
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _config(tmp_path: Path, *streams: StreamSettings) -> Config:
+    protocols = ProtocolSettings(rtsp_port=_free_port())
+    return Config(video=VideoSettings(data_dir=str(tmp_path), protocols=protocols, streams=streams))
+
+
+@pytest.mark.interop
+@pytest.mark.trio
+async def test_demo_streams_are_ingested_and_playable_with_ffmpeg(tmp_path: Path) -> None:
+    ffmpeg = require_tool("ffmpeg")
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            running: RunningFluxkit = await nursery.start(partial(run_fluxkit, _config(tmp_path), demo=True))
+            assert running.stream_ids == ("demo1", "demo2")
+            out = tmp_path / "demo1.mkv"
+            url = f"{running.rtsp_url}/demo1"
+            args = [
+                ffmpeg,
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-i",
+                url,
+                "-frames:v",
+                "25",
+                "-c",
+                "copy",
+                str(out),
+            ]
+            result = await trio.run_process(args, capture_stderr=True, check=False)
+            assert result.returncode == 0, result.stderr.decode()
+            with av.open(str(out)) as container:
+                packets = [p for p in container.demux(video=0) if p.size]
+                assert container.streams.video[0].codec_context.width == 640
+            assert len(packets) == 25
+            assert packets[0].is_keyframe
+            stats = running.engine.stream_statistics("demo2")
+            assert stats.state == "live"
+            assert stats.frames > 0
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_camera_that_refuses_does_not_stop_the_others(tmp_path: Path) -> None:
+    dead = StreamSettings(stream_id="dead", protocol="rtsp", source_url=f"rtsp://127.0.0.1:{_free_port()}/x")
+    skipped = StreamSettings(stream_id="later", protocol="rtmp", source_url="rtmp://127.0.0.1/live/x")
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            running: RunningFluxkit = await nursery.start(
+                partial(run_fluxkit, _config(tmp_path, dead, skipped), demo=True)
+            )
+            assert running.stream_ids == ("demo1", "demo2", "dead")
+            events = running.engine.events()
+            while True:
+                event = await events.receive()
+                if isinstance(event, SourceReconnecting) and event.stream_id == "dead":
+                    break
+            async with running.engine.subscribe_stream("demo1") as frames:
+                received = 0
+                async for _frame in frames:
+                    received += 1
+                    if received == 25:
+                        break
+            assert running.engine.stream_statistics("dead").frames == 0
+            nursery.cancel_scope.cancel()
+
+
+def test_run_command_stops_cleanly_after_its_duration() -> None:
+    port = _free_port()
+    args = [sys.executable, "-m", "fluxkit", "run", "--demo", "--duration", "4", "--rtsp-port", str(port)]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"play it at rtsp://127.0.0.1:{port}/demo1" in result.stderr
+    assert "stopping" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_rejects_an_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[video.protocols]\nrtsp_port = 0\n")
+    assert main(["run", "--config", str(bad)]) == 2
+    assert "@ $.video.protocols.rtsp_port" in capsys.readouterr().err

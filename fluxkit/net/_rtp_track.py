@@ -376,10 +376,7 @@ class RtpTrackReceiver:
     def handle_timer(self, now: float) -> list[MediaFrame]:
         """Give up on missing packets whose wait is over; return the frames that completes."""
         out: list[MediaFrame] = []
-        # ReorderBuffer.get_timer() is arrival + max_delay, but handle_timer compares arrival > now - max_delay:
-        # at now == the timer float rounding can make that true and release nothing (a busy loop in the driver).
-        # A microsecond of slack absorbs it (to be fixed in fluxkit.protocols.rtp).
-        self._process(self.reorder.handle_timer(now + 1e-6), out)
+        self._process(self.reorder.handle_timer(now), out)
         return out
 
     def _process(self, items: list[RtpPacket | RtpDiscontinuity], out: list[MediaFrame]) -> None:

@@ -262,3 +262,24 @@ def test_permutation_duplication_loss_model(case: tuple[int, list[int], set[int]
             assert item.sequence_number == ext & 0xFFFF
             ext += 1
     assert rb.last_extended_seq == ext - 1
+
+
+def test_handle_timer_at_exactly_get_timer_releases() -> None:
+    # arrival + max_delay - max_delay can round below arrival (it does for these two values): comparing against
+    # `now - max_delay` would then release nothing at the very deadline get_timer() gave, and a driver waiting
+    # on that deadline would spin. The buffer must compare with the deadline it reported.
+    from fluxkit.protocols.rtp import ReorderBuffer, RtpGap, RtpPacket
+
+    def pkt(seq: int) -> RtpPacket:
+        return RtpPacket(payload_type=96, sequence_number=seq, timestamp=seq, ssrc=7)
+
+    arrival, max_delay = 255.99500811216424, 0.05
+    assert (arrival + max_delay) - max_delay < arrival
+    buf = ReorderBuffer(max_delay=max_delay)
+    assert buf.push(pkt(1), arrival - 0.01) == [pkt(1)]
+    assert buf.push(pkt(3), arrival) == []
+    deadline = buf.get_timer()
+    assert deadline is not None
+    released = buf.handle_timer(deadline)
+    assert [type(x) for x in released] == [RtpGap, RtpPacket]
+    assert buf.get_timer() is None

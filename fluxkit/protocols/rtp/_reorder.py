@@ -296,10 +296,12 @@ class ReorderBuffer:
 
     def _expire(self, now: float, out: list[RtpPacket | RtpDiscontinuity]) -> None:
         buf = self._buf
-        limit = now - self._max_delay
+        max_delay = self._max_delay
         while buf:
             ext, (_, arrival) = next(iter(buf.items()))
-            if arrival > limit:
+            # The same sum get_timer() reports: `arrival > now - max_delay` can differ from it by a rounding
+            # step, and then a driver woken at the deadline would release nothing and spin.
+            if arrival + max_delay > now:
                 return
             self._release_through(ext, out)
 

@@ -21,10 +21,11 @@ from fluxkit.engine import (
     VideoEngine,
     open_engine,
 )
-from fluxkit.net._rtp_track import AacDepacketizer, G711Depacketizer, RtpTrackReceiver, UnsupportedTrack
+from fluxkit.net._rtp_track import RtpTrackReceiver, UnsupportedTrack
 from fluxkit.net.rtsp_source import RtspSource, RtspSourceError
 from fluxkit.protocols import MediaFrame
 from fluxkit.protocols.rtp import ReceiverReport, RtpPacket, Sdes, parse_rtcp
+from fluxkit.protocols.rtp.payload import AacDepacketizer, G711Depacketizer
 from fluxkit.protocols.rtsp import Track as RtspTrack
 from tests.mediagen import encode_annexb
 

@@ -1,4 +1,5 @@
-"""RTP payload formats: H.264 (RFC 6184), H.265 (RFC 7798) and GB28181 MPEG-PS, both directions (sans-IO).
+"""RTP payload formats: H.264 (RFC 6184), H.265 (RFC 7798), GB28181 MPEG-PS (both directions), G.711 and AAC
+(RFC 3551, RFC 3640; receiving) — sans-IO.
 
 Depacketizers take `RtpPacket`s in sequence order (from a `ReorderBuffer`, or straight from the network: they
 check sequence numbers themselves) and return `MediaFrame`s; call `feed_gap()` on each discontinuity the reorder
@@ -8,6 +9,8 @@ one access unit (or one PS pack) and a timestamp and return `RtpPacket`s.
 
 from __future__ import annotations
 
+from ._audio import AacDepacketizer as AacDepacketizer
+from ._audio import G711Depacketizer as G711Depacketizer
 from ._common import DEFAULT_MAX_FRAME_SIZE as DEFAULT_MAX_FRAME_SIZE
 from ._common import DEFAULT_MTU as DEFAULT_MTU
 from ._common import DepacketizerStatistics as DepacketizerStatistics
@@ -24,8 +27,10 @@ from ._ps import PsRtpPacketizer as PsRtpPacketizer
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MTU",
+    "AacDepacketizer",
     "Depacketizer",
     "DepacketizerStatistics",
+    "G711Depacketizer",
     "H264Depacketizer",
     "H264Packetizer",
     "H265Depacketizer",

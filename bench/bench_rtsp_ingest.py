@@ -1,4 +1,4 @@
-"""RTSP ingest: CPU per stream for N simulated H.264 cameras (CBR target 4 Mbit/s; the clip measures ~2) over TCP.
+"""RTSP ingest: CPU per stream for N simulated H.264 cameras (a 4 Mbit/s CBR clip) over TCP.
 
 The cameras are the Trio fake camera of tests/net/conftest.py, run in a child process (so their CPU is not
 counted) and sending a pre-packetized clip at real time (25 fps, looping with continuous sequence numbers and
@@ -34,7 +34,7 @@ from fluxkit.net.rtsp_source import RtspSource
 
 FPS = 25
 BITRATE = 4_000_000
-CLIP = Path("/tmp/fluxkit-bench-rtsp-4mbit.h264")
+CLIP = Path("/tmp/fluxkit-bench-rtsp-4mbit-v2.h264")
 
 
 def make_clip() -> bytes:
@@ -52,10 +52,13 @@ def make_clip() -> bytes:
             "preset": "ultrafast",
             "x264-params": "keyint=50:min-keyint=50:scenecut=0:bframes=0:nal-hrd=cbr:vbv-maxrate=4000:vbv-bufsize=4000",
         }
+        x = np.arange(1280)[None, :]
+        y = np.arange(720)[:, None]
         for i in range(4 * FPS):
-            # Fresh noise every frame: nothing to predict, so the CBR encoder spends its whole 4 Mbit/s.
-            noise = rng.integers(0, 255, (360, 640, 3), dtype=np.uint8)
-            image = np.ascontiguousarray(noise.repeat(2, axis=0).repeat(2, axis=1))
+            # A moving gradient with light noise: a camera-like picture that keeps the CBR encoder at its 4 Mbit/s
+            # (pure noise overflows the VBV and x264 settles far below the target).
+            grey = np.clip(((x + y + 4 * i) % 256) + rng.integers(-8, 8, (720, 1280)), 0, 255).astype(np.uint8)
+            image = np.ascontiguousarray(np.stack([grey, grey[::-1], grey[:, ::-1]], axis=2))
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = i
             for packet in stream.encode(frame):

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from fluxkit.protocols.nalu import split_annexb
+from fluxkit.protocols.nalu import AccessUnitAssembler, split_annexb
 from fluxkit.protocols.rtp.payload import H264Packetizer
 
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -110,15 +110,10 @@ def gst_auth_server() -> Iterator[GstRtspServer]:
 
 
 def h264_access_units(annexb: bytes) -> list[list[bytes]]:
-    """NAL units grouped into access units: parameter sets and SEI join the slice that follows them."""
-    units: list[list[bytes]] = []
-    pending: list[bytes] = []
-    for nal in split_annexb(annexb):
-        pending.append(nal)
-        if nal[0] & 0x1F in (1, 5):
-            units.append(pending)
-            pending = []
-    return units
+    """The NAL units of each access unit, as fluxkit's own assembler splits them (multi-slice pictures included)."""
+    assembler = AccessUnitAssembler("h264", insert_parameter_sets=False)
+    units = [au for nal in split_annexb(annexb) for au in assembler.feed(nal)] + assembler.flush()
+    return [list(au.nals) for au in units]
 
 
 def packetize_h264(annexb: bytes, *, fps: int = 25, ssrc: int = 0x1234, mtu: int = 1400) -> list[list[bytes]]:

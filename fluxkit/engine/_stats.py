@@ -16,6 +16,9 @@ __all__ = ["DEFAULT_MAX_RATE_SAMPLES", "DEFAULT_RATE_WINDOW", "StreamStatistics"
 
 #: Seconds of history that fps and bitrate are computed over.
 DEFAULT_RATE_WINDOW = 2.0
+#: Shortest span rates are computed over: a source that just connected often delivers a burst (a camera's
+#: buffered GOP), and dividing that by the few milliseconds it took would report thousands of fps.
+MIN_RATE_SPAN = 1.0
 #: Bound of the rate history (frames); at 2 s this covers 1000 fps of video plus audio.
 DEFAULT_MAX_RATE_SAMPLES = 4096
 
@@ -106,8 +109,9 @@ class _StatsAccumulator:
         while samples and samples[0][0] < start:
             samples.popleft()
         if samples:
-            # Over the window, or over the span actually covered when the stream is younger than the window.
-            span = max(min(self.window, now - samples[0][0]), 1e-9)
+            # Over the window, or over the span actually covered when the stream is younger than the window,
+            # but never less than MIN_RATE_SPAN (bounded by the window itself).
+            span = max(min(self.window, now - samples[0][0]), min(self.window, MIN_RATE_SPAN), 1e-9)
             fps = sum(1 for _, _, video in samples if video) / span if len(samples) > 1 else 0.0
             bitrate = sum(size for _, size, _ in samples) * 8 / span if len(samples) > 1 else 0.0
         else:

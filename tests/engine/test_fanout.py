@@ -290,3 +290,16 @@ async def test_stream_statistics(autojump_clock: trio.abc.Clock) -> None:
     assert stats.last_keyframe_age == pytest.approx(0.2 + 0.04 * 25)
     assert (stats.losses, stats.jitter) == (5, 0.012)
     assert (stats.subscribers, stats.run_id, stats.state) == (1, 0, "live")
+
+
+def test_rates_of_a_connect_burst_stay_sane() -> None:
+    # A camera that just connected may hand over its buffered GOP at once: 25 frames within a millisecond must
+    # not read as 25,000 fps.
+    from fluxkit.engine._stats import _StatsAccumulator
+
+    stats = _StatsAccumulator()
+    for i in range(25):
+        stats.record(100.0 + i * 0.00004, 4000, True, i == 0)
+    snap = stats.snapshot(now=100.001, stream_id="s", state="live", run_id=0, subscribers=0)
+    assert snap.fps == 25.0
+    assert snap.bitrate == 25 * 4000 * 8

@@ -1,0 +1,608 @@
+"""`StorageBackend` (the design's contract) and `LocalStorage`, its local-disk implementation.
+
+Layout under `root` (all times UTC)::
+
+    index.sqlite3                                   the segment index (WAL)
+    <stream>/<YYYY-MM-DD>/<HH>/<YYYYMMDD>T<HHMMSS>.<mmm>Z.mp4     finished segments (name = start time)
+    <stream>/<YYYY-MM-DD>/<HH>/.<same name>.partial              the segment being written
+    <stream>/keyframes/<YYYY-MM-DD>/<epoch ms>.jpg (+ .h264/.h265) keyframe thumbnails and access units
+
+Segment metadata lives in the index and, so the index can be rebuilt from files, in the MP4 itself (a `comment`
+tag with the stream id, start time and run id) and in its name.
+
+Crash-safety order. Writing: open `O_EXCL` under the partial name, write and fsync parts, fsync the file, rename
+into place, fsync the directory, and only then insert the index row. Deleting (Moonfire's order): move the row to
+`garbage` (one transaction), unlink, fsync the directory, delete the garbage row. So an index row always has its
+file; a crash leaves at worst an orphan file (adopted at start-up), a partial (cut to its last complete part and
+adopted) or a garbage entry (finished at start-up).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import itertools
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
+
+import av
+import trio
+
+from ._index import SegmentIndex
+from ._model import (
+    CheckReport,
+    GapRecord,
+    KeyframeRecord,
+    RecordingQuery,
+    SegmentRecord,
+    datetime_from_us,
+    parse_segment_name,
+    segment_name,
+    us_from_datetime,
+    validate_stream_id,
+)
+from ._mux import FinishedSegment, describe_file, salvage_partial
+
+__all__ = ["INDEX_NAME", "LocalStorage", "StorageBackend", "check", "check_main", "reconcile"]
+
+_log = logging.getLogger("fluxkit.recording")
+
+INDEX_NAME = "index.sqlite3"
+#: Holes between consecutive segments shorter than this are not reported as gaps (frame-duration rounding).
+GAP_TOLERANCE_US = 100_000
+
+TimeArg = dt.datetime | float | int
+
+
+@runtime_checkable
+class StorageBackend(Protocol):
+    """Where recordings go. Async methods are Trio-friendly (blocking work runs in worker threads)."""
+
+    def segment_paths(self, stream_id: str, start_us: int) -> tuple[Path, Path]:
+        """(final path, partial path) for a new segment; creates the directories. Blocking: call off the loop."""
+        ...
+
+    async def save_segment(self, segment: FinishedSegment) -> SegmentRecord:
+        """Make a finished segment durable and indexed (rename into place, fsync the directory, insert)."""
+        ...
+
+    async def save_gap(self, stream_id: str, start: TimeArg, end: TimeArg, reason: str) -> None:
+        """Record a stretch with no recording and why."""
+        ...
+
+    async def save_keyframe(
+        self, stream_id: str, time: TimeArg, access_unit: bytes, *, codec: str = "h264", jpeg: bytes | None = None
+    ) -> KeyframeRecord:
+        """Store a keyframe access unit and its JPEG thumbnail."""
+        ...
+
+    async def query_segments(self, stream_id: str, start: TimeArg, end: TimeArg) -> RecordingQuery:
+        """Segments overlapping [start, end) and the gaps inside it."""
+        ...
+
+    async def cleanup_expired(
+        self,
+        *,
+        now: TimeArg | None = None,
+        max_age: float | None = None,
+        max_bytes: int | None = None,
+        max_stream_bytes: int | None = None,
+        free_bytes: int = 0,
+    ) -> list[SegmentRecord]:
+        """Delete segments past retention, oldest first; returns what was deleted."""
+        ...
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makedirs(path: Path) -> None:
+    """mkdir -p that fsyncs each parent whose entry it created (a new directory must survive power loss too)."""
+    if path.is_dir():
+        return
+    _makedirs(path.parent)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        return
+    _fsync_dir(path.parent)
+
+
+def _record(root: Path, row: tuple[Any, ...]) -> SegmentRecord:
+    seg_id, stream, rel, start_us, end_us, media_us, size, sha, keys, run_id, frames = row
+    return SegmentRecord(
+        id=seg_id,
+        stream_id=stream,
+        start=datetime_from_us(start_us),
+        end=datetime_from_us(end_us),
+        duration=media_us / 1e6,
+        size=size,
+        path=str(root / rel),
+        sha256=sha,
+        run_id=run_id,
+        frames=frames,
+        keyframes=tuple((float(t), int(o)) for t, o in json.loads(keys)),
+    )
+
+
+class LocalStorage:
+    """Recordings on a local file system, indexed in SQLite. Use `async with LocalStorage(root) as storage`
+    or call `open()` / `aclose()`; `open()` reconciles the index with the files first.
+
+    Args:
+        root: the data directory (created when missing).
+        reconcile_on_open: run `reconcile` when opening (default True).
+        wall_clock: returns epoch seconds (retention's default `now`); injectable for tests.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *, reconcile_on_open: bool = True, wall_clock: Any = None) -> None:
+        self.root = Path(root)
+        self._reconcile = reconcile_on_open
+        self._index: SegmentIndex | None = None
+        self._limiter = trio.CapacityLimiter(1)
+        self._wall_clock = wall_clock or (lambda: dt.datetime.now(dt.UTC).timestamp())
+        #: The report of the reconciliation done by `open()` (None before).
+        self.last_report: CheckReport | None = None
+
+    @property
+    def index(self) -> SegmentIndex:
+        if self._index is None:
+            raise RuntimeError("LocalStorage is not open")
+        return self._index
+
+    async def open(self) -> CheckReport | None:
+        """Create the root, open the index, reconcile (unless disabled); returns the reconciliation report."""
+
+        def _open() -> CheckReport | None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._index = SegmentIndex(self.root / INDEX_NAME)
+            return reconcile(self.root, self._index) if self._reconcile else None
+
+        self.last_report = await trio.to_thread.run_sync(_open)
+        if self.last_report is not None and (self.last_report.adopted or self.last_report.removed):
+            for line in self.last_report.adopted + self.last_report.removed:
+                _log.warning("storage reconcile: %s", line)
+        return self.last_report
+
+    async def aclose(self) -> None:
+        if self._index is not None:
+            index, self._index = self._index, None
+            await trio.to_thread.run_sync(index.close, limiter=self._limiter)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+
+    # -- writing -----------------------------------------------------------------------------------------------
+
+    def segment_paths(self, stream_id: str, start_us: int) -> tuple[Path, Path]:
+        validate_stream_id(stream_id)
+        day, hour, name = segment_name(start_us)
+        directory = self.root / stream_id / day / hour
+        _makedirs(directory)
+        return directory / name, directory / f".{name}.partial"
+
+    def _save(self, segment: FinishedSegment) -> SegmentRecord:
+        final = segment.final_path
+        if final.exists():  # same millisecond start (a restart): never overwrite a recording
+            final = final.with_name(final.stem + f"-{segment.run_id}-{segment.size}.mp4")
+        os.rename(segment.partial_path, final)
+        _fsync_dir(final.parent)
+        rel = str(final.relative_to(self.root))
+        row = {
+            "stream": segment.stream_id,
+            "path": rel,
+            "start_us": segment.start_us,
+            "end_us": segment.start_us + segment.media_us,
+            "media_us": segment.media_us,
+            "size": segment.size,
+            "sha256": segment.sha256,
+            "keyframes": [list(k) for k in segment.keyframes],
+            "run_id": segment.run_id,
+            "frames": segment.frames,
+            "wall_delta_us": segment.wall_delta_us,
+        }
+        seg_id = self.index.insert_segment(row)
+        return _record(
+            self.root,
+            (seg_id, segment.stream_id, rel, row["start_us"], row["end_us"], segment.media_us, segment.size,
+             segment.sha256, json.dumps(row["keyframes"]), segment.run_id, segment.frames),
+        )  # fmt: skip
+
+    async def save_segment(self, segment: FinishedSegment) -> SegmentRecord:
+        validate_stream_id(segment.stream_id)
+        record: SegmentRecord = await self._run(self._save, segment)
+        return record
+
+    async def save_gap(self, stream_id: str, start: TimeArg, end: TimeArg, reason: str) -> None:
+        validate_stream_id(stream_id)
+        await self._run(self.index.insert_gap, stream_id, us_from_datetime(start), us_from_datetime(end), reason)
+
+    async def save_keyframe(
+        self, stream_id: str, time: TimeArg, access_unit: bytes, *, codec: str = "h264", jpeg: bytes | None = None
+    ) -> KeyframeRecord:
+        validate_stream_id(stream_id)
+        time_us = us_from_datetime(time)
+
+        def _write() -> KeyframeRecord:
+            day = datetime_from_us(time_us).strftime("%Y-%m-%d")
+            directory = self.root / stream_id / "keyframes" / day
+            _makedirs(directory)
+            stem = str(time_us // 1000)
+            au_path = directory / f"{stem}.{'h265' if codec == 'hevc' else codec}"
+            jpg_path = directory / f"{stem}.jpg"
+            for path, data in ((au_path, access_unit), (jpg_path, jpeg)):
+                if data is None:
+                    continue
+                tmp = path.with_name(f".{path.name}.partial")
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            _fsync_dir(directory)
+            self.index.insert_keyframe(
+                stream_id, time_us, str(jpg_path.relative_to(self.root)), str(au_path.relative_to(self.root))
+            )
+            return KeyframeRecord(
+                stream_id=stream_id, time=datetime_from_us(time_us), path=str(jpg_path), au_path=str(au_path)
+            )
+
+        record: KeyframeRecord = await self._run(_write)
+        return record
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    async def query_segments(self, stream_id: str, start: TimeArg, end: TimeArg) -> RecordingQuery:
+        validate_stream_id(stream_id)
+        start_us, end_us = us_from_datetime(start), us_from_datetime(end)
+
+        def _query() -> RecordingQuery:
+            rows = self.index.segments(stream_id, start_us, end_us)
+            segments = tuple(_record(self.root, r) for r in rows)
+            gaps = [
+                GapRecord(stream_id=s, start=datetime_from_us(a), end=datetime_from_us(b), reason=r)
+                for s, a, b, r in self.index.gaps(stream_id, start_us, end_us)
+            ]
+            covered = [(us_from_datetime(g.start), us_from_datetime(g.end)) for g in gaps]
+            for prev, nxt in itertools.pairwise(rows):
+                hole_start, hole_end = prev[4], nxt[3]
+                if hole_end - hole_start > GAP_TOLERANCE_US and not any(
+                    a <= hole_start + GAP_TOLERANCE_US and b >= hole_end - GAP_TOLERANCE_US for a, b in covered
+                ):
+                    gaps.append(
+                        GapRecord(
+                            stream_id=stream_id,
+                            start=datetime_from_us(hole_start),
+                            end=datetime_from_us(hole_end),
+                            reason="not_recorded",
+                        )
+                    )
+            gaps.sort(key=lambda g: g.start)
+            return RecordingQuery(segments=segments, gaps=tuple(gaps))
+
+        result: RecordingQuery = await self._run(_query)
+        return result
+
+    async def query_keyframes(self, stream_id: str, start: TimeArg, end: TimeArg) -> list[KeyframeRecord]:
+        """Stored keyframes in [start, end), oldest first."""
+        validate_stream_id(stream_id)
+        rows = await self._run(self.index.keyframes, stream_id, us_from_datetime(start), us_from_datetime(end))
+        return [
+            KeyframeRecord(stream_id=s, time=datetime_from_us(t), path=str(self.root / p), au_path=str(self.root / a))
+            for s, t, p, a in rows
+        ]
+
+    # -- retention ---------------------------------------------------------------------------------------------
+
+    def _plan_retention(
+        self, now_us: int, max_age: float | None, max_bytes: int | None, max_stream_bytes: int | None, free_bytes: int
+    ) -> list[int]:
+        rows = self.index.sizes()  # oldest first
+        doomed: set[int] = set()
+        if max_age is not None:
+            cutoff = now_us - round(max_age * 1_000_000)
+            doomed.update(seg_id for _s, seg_id, end_us, _z in rows if end_us <= cutoff)
+        if max_stream_bytes is not None:
+            per: dict[str, int] = {}
+            for stream, seg_id, _e, size in rows:
+                if seg_id not in doomed:
+                    per[stream] = per.get(stream, 0) + size
+            for stream, seg_id, _e, size in rows:
+                if seg_id not in doomed and per[stream] > max_stream_bytes:
+                    doomed.add(seg_id)
+                    per[stream] -= size
+        total = sum(size for _s, seg_id, _e, size in rows if seg_id not in doomed)
+        need = free_bytes
+        for _stream, seg_id, _e, size in rows:
+            if seg_id in doomed:
+                continue
+            if (max_bytes is not None and total > max_bytes) or need > 0:
+                doomed.add(seg_id)
+                total -= size
+                need -= size
+        return [seg_id for _s, seg_id, _e, _z in rows if seg_id in doomed]
+
+    def _delete(self, ids: list[int]) -> list[SegmentRecord]:
+        rows = self.index.to_garbage(ids)  # 1. rows -> garbage (one transaction)
+        records = [_record(self.root, r) for r in rows]
+        self._collect_garbage()
+        return records
+
+    def _collect_garbage(self) -> None:
+        pending = self.index.garbage()
+        if not pending:
+            return
+        dirs: set[Path] = set()
+        done: list[str] = []
+        for rel, _stream in pending:
+            path = self.root / rel
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # 2. unlink
+            dirs.add(path.parent)
+            done.append(rel)
+        for directory in dirs:
+            with contextlib.suppress(FileNotFoundError):
+                _fsync_dir(directory)  # 3. fsync the directory
+        self.index.drop_garbage(done)  # 4. forget the garbage rows
+        for directory in dirs:  # empty hour/day directories go too (best effort)
+            for d in (directory, directory.parent):
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+
+    async def cleanup_expired(
+        self,
+        *,
+        now: TimeArg | None = None,
+        max_age: float | None = None,
+        max_bytes: int | None = None,
+        max_stream_bytes: int | None = None,
+        free_bytes: int = 0,
+    ) -> list[SegmentRecord]:
+        """Delete indexed segments past retention, oldest first, in the crash-safe order; returns them.
+
+        The segment being written is never indexed yet, so it is never a candidate.
+
+        Args:
+            now: the current wall time (default: the storage's wall clock).
+            max_age: seconds after its end that a segment is kept.
+            max_bytes: total bytes kept over every stream.
+            max_stream_bytes: bytes kept per stream.
+            free_bytes: delete at least this many bytes more (oldest first), to make room on a full disk.
+        """
+        now_us = us_from_datetime(self._wall_clock() if now is None else now)
+
+        def _cleanup() -> list[SegmentRecord]:
+            ids = self._plan_retention(now_us, max_age, max_bytes, max_stream_bytes, free_bytes)
+            deleted = self._delete(ids)
+            if max_age is not None:
+                self.index.delete_gaps_before(None, now_us - round(max_age * 1_000_000))
+            return deleted
+
+        deleted: list[SegmentRecord] = await self._run(_cleanup)
+        for record in deleted:
+            _log.info("retention deleted %s (%d bytes)", record.path, record.size)
+        return deleted
+
+
+# -- reconciliation and check -----------------------------------------------------------------------------------
+
+
+def _walk(root: Path) -> tuple[list[Path], list[Path]]:
+    """(finished segment files, partial files) under root, skipping keyframe directories."""
+    finished: list[Path] = []
+    partial: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) == root:
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        dirnames[:] = [d for d in dirnames if d != "keyframes"]
+        for name in filenames:
+            if name.endswith(".mp4.partial") and name.startswith("."):
+                partial.append(Path(dirpath) / name)
+            elif name.endswith(".mp4") and not name.startswith("."):
+                finished.append(Path(dirpath) / name)
+    return finished, partial
+
+
+def _probe(path: Path) -> tuple[int, int] | None:
+    """(media µs, video frames) of a segment read with PyAV (no decoding), or None when it is unreadable."""
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams.video
+            if not streams:
+                return None
+            stream = streams[0]
+            first = last = None
+            step = 0
+            frames = 0
+            for packet in container.demux(stream):
+                if packet.dts is None:
+                    continue
+                if first is None:
+                    first = packet.dts
+                if last is not None and packet.dts > last:
+                    step = packet.dts - last
+                last = packet.dts
+                frames += 1
+            if first is None or last is None or stream.time_base is None:
+                return None
+            return round((last - first + step) * stream.time_base * 1_000_000), frames
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+
+
+def _stream_of(root: Path, path: Path) -> str | None:
+    try:
+        stream = path.relative_to(root).parts[0]
+        return validate_stream_id(stream)
+    except (ValueError, IndexError, Exception):
+        return None
+
+
+def _adopt(root: Path, index: SegmentIndex, path: Path) -> str | None:
+    start_us = parse_segment_name(path.name.split("-")[0] if "-" in path.name else path.name)
+    stream = _stream_of(root, path)
+    probe = _probe(path)
+    if start_us is None or stream is None or probe is None:
+        return None
+    media_us, frames = probe
+    size, digest, keyframes = describe_file(path)
+    index.insert_segment(
+        {
+            "stream": stream,
+            "path": str(path.relative_to(root)),
+            "start_us": start_us,
+            "end_us": start_us + media_us,
+            "media_us": media_us,
+            "size": size,
+            "sha256": digest,
+            "keyframes": [list(k) for k in keyframes],
+            "run_id": -1,
+            "frames": frames,
+        }
+    )
+    return f"{path.relative_to(root)} ({media_us / 1e6:.3f} s)"
+
+
+def _inspect(root: Path, index: SegmentIndex) -> tuple[CheckReport, list[Path], list[Path], list[int]]:
+    indexed = index.indexed_paths()
+    finished, partials = _walk(root)
+    on_disk = {str(p.relative_to(root)): p for p in finished}
+    missing = sorted(rel for rel in indexed if rel not in on_disk)
+    orphans = sorted(rel for rel in on_disk if rel not in indexed)
+    mismatched = []
+    for rel, (_id, size) in indexed.items():
+        path = on_disk.get(rel)
+        if path is not None:
+            actual = path.stat().st_size
+            if actual != size:
+                mismatched.append(f"{rel} (index {size}, file {actual})")
+    garbage = sorted(rel for rel, _s in index.garbage())
+    report = CheckReport(
+        missing=tuple(missing),
+        orphans=tuple(orphans),
+        partials=tuple(sorted(str(p.relative_to(root)) for p in partials)),
+        mismatched=tuple(mismatched),
+        garbage=tuple(garbage),
+    )
+    return report, [on_disk[r] for r in orphans], partials, [indexed[r][0] for r in missing]
+
+
+def reconcile(root: Path, index: SegmentIndex) -> CheckReport:
+    """Bring the index and the files into agreement (blocking; run at start-up before recording).
+
+    Finishes pending garbage deletions, cuts `.partial` files back to their last complete fragment and adopts
+    them, adopts orphan MP4 files that PyAV can read (removing unreadable ones), and drops index rows whose file
+    vanished. Returns what it found (`missing`, `orphans`, `partials`, `garbage`) and did (`adopted`, `removed`).
+    """
+    report, orphans, partials, missing_ids = _inspect(root, index)
+    adopted: list[str] = []
+    removed: list[str] = []
+    # Pending deletions first: those files must not be adopted back.
+    for rel, _stream in index.garbage():
+        with contextlib.suppress(FileNotFoundError):
+            (root / rel).unlink()
+            removed.append(f"{rel} (pending deletion)")
+        with contextlib.suppress(FileNotFoundError):
+            _fsync_dir((root / rel).parent)
+    index.drop_garbage([rel for rel, _s in index.garbage()])
+    garbage_set = set(report.garbage)
+    if missing_ids:  # before adopting: a recovered file may take the name of a row whose file vanished
+        index.delete_segment_rows(missing_ids)
+        removed += [f"{rel} (index row, file missing)" for rel in report.missing]
+    for path in partials:
+        final = path.with_name(path.name[1 : -len(".partial")])
+        kept = salvage_partial(path)
+        if not kept:
+            removed.append(f"{path.relative_to(root)} (no complete part)")
+            continue
+        if final.exists():
+            final = final.with_name(final.stem + "-recovered.mp4")
+        os.rename(path, final)
+        _fsync_dir(final.parent)
+        line = _adopt(root, index, final)
+        if line is None:
+            final.unlink()
+            removed.append(f"{final.relative_to(root)} (unreadable after recovery)")
+        else:
+            adopted.append(f"recovered {line}")
+    for path in orphans:
+        rel = str(path.relative_to(root))
+        if rel in garbage_set or not path.exists():
+            continue
+        line = _adopt(root, index, path)
+        if line is None:
+            path.unlink()
+            _fsync_dir(path.parent)
+            removed.append(f"{rel} (unreadable orphan)")
+        else:
+            adopted.append(f"orphan {line}")
+    return CheckReport(
+        missing=report.missing,
+        orphans=report.orphans,
+        partials=report.partials,
+        mismatched=report.mismatched,
+        garbage=report.garbage,
+        adopted=tuple(adopted),
+        removed=tuple(removed),
+    )
+
+
+def check(root: str | os.PathLike[str]) -> CheckReport:
+    """Compare the index under `root` with the files, changing nothing (blocking)."""
+    root = Path(root)
+    if not (root / INDEX_NAME).exists():
+        finished, partials = _walk(root) if root.exists() else ([], [])
+        return CheckReport(
+            orphans=tuple(sorted(str(p.relative_to(root)) for p in finished)),
+            partials=tuple(sorted(str(p.relative_to(root)) for p in partials)),
+        )
+    index = SegmentIndex(root / INDEX_NAME)
+    try:
+        return _inspect(root, index)[0]
+    finally:
+        index.close()
+
+
+def check_main(data_dir: str | os.PathLike[str]) -> int:
+    """`fluxkit storage check`: print one line per mismatch; 0 when the index and the files agree, else 1."""
+    try:
+        report = check(data_dir)
+    except OSError as exc:
+        print(f"storage check failed: {exc}")
+        return 1
+    for line in report.lines():
+        print(line)
+    if report.ok:
+        print(f"storage OK: {data_dir}")
+        return 0
+    return 1
+
+
+def is_disk_error(exc: BaseException) -> bool:
+    """True for the write errors that pause recording (disk full, read-only, permission, quota, I/O)."""
+    return isinstance(exc, OSError) and exc.errno in (
+        errno.ENOSPC,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EDQUOT,
+        errno.EIO,
+    )

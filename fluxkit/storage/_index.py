@@ -165,7 +165,8 @@ class SegmentIndex:
                 db.execute(f"DELETE FROM segments WHERE id IN ({marks})", ids)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
+                    db.execute("ROLLBACK")
                 raise
             return rows
 

@@ -26,6 +26,7 @@ import itertools
 import json
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -52,6 +53,32 @@ __all__ = ["INDEX_NAME", "LocalStorage", "StorageBackend", "check", "check_main"
 _log = logging.getLogger("fluxkit.recording")
 
 INDEX_NAME = "index.sqlite3"
+#: The space reserve beside the index (see `LocalStorage.reserve_bytes`).
+RESERVE_NAME = ".fluxkit-reserve"
+#: Default size of the reserve: room for the index's WAL while retention deletes on a full disk.
+DEFAULT_RESERVE_BYTES = 4 * 1024 * 1024
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, sqlite3.Error) and "full" in str(exc).lower()
+
+
+def _as_os_error(fn: Any, *args: Any) -> Any:
+    """Run a blocking storage call; SQLite's I/O failures come out as OSError, the family callers handle.
+
+    A full disk makes SQLite raise `sqlite3.OperationalError("database or disk is full")`: to the recorder that
+    is the same event as a write failing with ENOSPC, so it is reported as one (and other SQLite I/O errors as
+    EIO), instead of escaping as a type nobody above the storage knows.
+    """
+    try:
+        return fn(*args)
+    except sqlite3.OperationalError as exc:
+        code = errno.ENOSPC if _disk_full(exc) else errno.EIO
+        raise OSError(code, f"index: {exc}") from exc
+
+
 #: Holes between consecutive segments shorter than this are not reported as gaps (frame-duration rounding).
 GAP_TOLERANCE_US = 100_000
 
@@ -142,10 +169,21 @@ class LocalStorage:
         root: the data directory (created when missing).
         reconcile_on_open: run `reconcile` when opening (default True).
         wall_clock: returns epoch seconds (retention's default `now`); injectable for tests.
+        reserve_bytes: size of the space reserve kept beside the index (0: none).
     """
 
-    def __init__(self, root: str | os.PathLike[str], *, reconcile_on_open: bool = True, wall_clock: Any = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        reconcile_on_open: bool = True,
+        wall_clock: Any = None,
+        reserve_bytes: int = DEFAULT_RESERVE_BYTES,
+    ) -> None:
         self.root = Path(root)
+        #: Bytes pre-allocated in `RESERVE_NAME` and given up on a full disk, so that deleting old segments
+        #: (which writes to the index first) can still proceed.
+        self.reserve_bytes = reserve_bytes
         self._reconcile = reconcile_on_open
         self._index: SegmentIndex | None = None
         self._limiter = trio.CapacityLimiter(1)
@@ -165,7 +203,9 @@ class LocalStorage:
         def _open() -> CheckReport | None:
             self.root.mkdir(parents=True, exist_ok=True)
             self._index = SegmentIndex(self.root / INDEX_NAME)
-            return reconcile(self.root, self._index) if self._reconcile else None
+            report = reconcile(self.root, self._index) if self._reconcile else None
+            self._make_reserve()
+            return report
 
         self.last_report = await trio.to_thread.run_sync(_open)
         if self.last_report is not None and (self.last_report.adopted or self.last_report.removed):
@@ -186,7 +226,45 @@ class LocalStorage:
         await self.aclose()
 
     async def _run(self, fn: Any, *args: Any) -> Any:
-        return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        return await trio.to_thread.run_sync(_as_os_error, fn, *args, limiter=self._limiter)
+
+    async def recover_partial(self, partial_path: str | os.PathLike[str]) -> bool:
+        """Finish a segment whose writing failed (disk full): keep its complete parts as an indexed segment.
+
+        Returns True when something playable was kept. The same recovery `reconcile` does at start-up, run as
+        soon as the disk takes writes again, so the recording is complete without waiting for a restart.
+        """
+
+        def _recover() -> bool:
+            line = _recover_partial(self.root, self.index, Path(partial_path))
+            _log.warning("storage: %s", line)
+            return line.startswith("recovered")
+
+        result: bool = await self._run(_recover)
+        return result
+
+    # -- the space reserve -------------------------------------------------------------------------------------
+
+    def _make_reserve(self) -> None:
+        """(Re)create the reserve file; best effort: a disk too full for it simply has none for now."""
+        path = self.root / RESERVE_NAME
+        if not self.reserve_bytes or (path.exists() and path.stat().st_size >= self.reserve_bytes):
+            return
+        try:
+            with path.open("wb") as f:
+                os.posix_fallocate(f.fileno(), 0, self.reserve_bytes)
+                os.fsync(f.fileno())
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _release_reserve(self) -> bool:
+        """Delete the reserve file so the index can write on a full disk; True when there was one."""
+        try:
+            (self.root / RESERVE_NAME).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     # -- writing -----------------------------------------------------------------------------------------------
 
@@ -391,7 +469,16 @@ class LocalStorage:
 
         def _cleanup() -> list[SegmentRecord]:
             ids = self._plan_retention(now_us, max_age, max_bytes, max_stream_bytes, free_bytes)
-            deleted = self._delete(ids)
+            try:
+                deleted = self._delete(ids)
+            except (OSError, sqlite3.Error) as exc:
+                # On a full disk the index cannot even record what it is about to delete: give it the reserve,
+                # delete in the usual crash-safe order, then take the reserve back from the freed space.
+                if not _disk_full(exc) or not self._release_reserve():
+                    raise
+                _log.warning("disk full: released the %d-byte reserve so retention can run", self.reserve_bytes)
+                deleted = self._delete(ids)
+            self._make_reserve()
             if max_age is not None:
                 self.index.delete_gaps_before(None, now_us - round(max_age * 1_000_000))
             return deleted
@@ -481,6 +568,25 @@ def _adopt(root: Path, index: SegmentIndex, path: Path) -> str | None:
     return f"{path.relative_to(root)} ({media_us / 1e6:.3f} s)"
 
 
+def _recover_partial(root: Path, index: SegmentIndex, path: Path) -> str:
+    """Cut a `.partial` back to its last complete part, rename it into place and index it; one line of report.
+
+    The line starts with "recovered" when the file was adopted; otherwise it says why it was removed.
+    """
+    final = path.with_name(path.name[1 : -len(".partial")])
+    if not salvage_partial(path):
+        return f"{path.relative_to(root)} (no complete part)"
+    if final.exists():
+        final = final.with_name(final.stem + "-recovered.mp4")
+    os.rename(path, final)
+    _fsync_dir(final.parent)
+    line = _adopt(root, index, final)
+    if line is None:
+        final.unlink()
+        return f"{final.relative_to(root)} (unreadable after recovery)"
+    return f"recovered {line}"
+
+
 def _inspect(root: Path, index: SegmentIndex) -> tuple[CheckReport, list[Path], list[Path], list[int]]:
     indexed = index.indexed_paths()
     finished, partials = _walk(root)
@@ -528,21 +634,8 @@ def reconcile(root: Path, index: SegmentIndex) -> CheckReport:
         index.delete_segment_rows(missing_ids)
         removed += [f"{rel} (index row, file missing)" for rel in report.missing]
     for path in partials:
-        final = path.with_name(path.name[1 : -len(".partial")])
-        kept = salvage_partial(path)
-        if not kept:
-            removed.append(f"{path.relative_to(root)} (no complete part)")
-            continue
-        if final.exists():
-            final = final.with_name(final.stem + "-recovered.mp4")
-        os.rename(path, final)
-        _fsync_dir(final.parent)
-        line = _adopt(root, index, final)
-        if line is None:
-            final.unlink()
-            removed.append(f"{final.relative_to(root)} (unreadable after recovery)")
-        else:
-            adopted.append(f"recovered {line}")
+        outcome = _recover_partial(root, index, path)
+        (adopted if outcome.startswith("recovered") else removed).append(outcome)
     for path in orphans:
         rel = str(path.relative_to(root))
         if rel in garbage_set or not path.exists():

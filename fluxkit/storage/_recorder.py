@@ -19,6 +19,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -61,6 +62,8 @@ class _StreamRecorder:
         # Writer state.
         self.muxer: SegmentMuxer | None = None
         self.down_since_us: int | None = None
+        #: Partial segments a write error cut short, kept for `recover_kept_partials`.
+        self.kept_partials: list[Path] = []
         self.backoff = self.settings.retry_initial
         self.segments: list[SegmentRecord] = []
 
@@ -168,6 +171,7 @@ class _StreamRecorder:
                 await self._apply(batch)
         if self.muxer is not None:
             await self._apply([(_CLOSE, None)])
+        await self.recover_kept_partials()
 
     async def _apply(self, batch: list[tuple[int, Any]]) -> None:
         try:
@@ -195,6 +199,18 @@ class _StreamRecorder:
             self.backoff = self.settings.retry_initial
             _log.warning("recording of %r resumed after %.1f s", self.stream_id, down_for)
             self.recorder._publish(RecordingResumed(stream_id=self.stream_id, down_for=down_for))
+            await self.recover_kept_partials()
+
+    async def recover_kept_partials(self) -> None:
+        """Index the complete parts of segments cut short by a write error (the disk takes writes again)."""
+        recover = getattr(self.recorder.backend, "recover_partial", None)
+        while self.kept_partials and recover is not None:
+            try:
+                await recover(self.kept_partials[0])
+            except OSError as exc:  # still no room: the next resume, or start-up reconciliation, finishes it
+                _log.warning("could not yet recover %s: %s", self.kept_partials[0], exc)
+                return
+            self.kept_partials.pop(0)
 
     def _apply_sync(
         self, batch: list[tuple[int, Any]]
@@ -248,6 +264,8 @@ class _StreamRecorder:
         kept = 0
         if muxer is not None:
             kept = await trio.to_thread.run_sync(muxer.abort)
+            if kept:
+                self.kept_partials.append(muxer.partial_path)
         errno_ = exc.errno if isinstance(exc, OSError) and exc.errno else 0
         delay = self.backoff
         self.backoff = min(self.backoff * 2, self.settings.retry_max)

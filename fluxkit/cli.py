@@ -5,6 +5,7 @@ Subcommands:
         stream; --demo adds simulated cameras. Runs until Ctrl-C (or --duration seconds).
     inspect FILE [--json]: what is in a media file (like ffprobe, for surveillance streams).
     config validate FILE: check a configuration file; every mistake is printed as `message @ $.path`.
+    storage check [--config FILE] [--data-dir DIR]: compare the recording index with the files (0 when they agree).
     sim-camera --port N [FILE ...]: an RTSP camera simulator serving each file at rtsp://127.0.0.1:N/<file stem>
         in a loop at real time (no FILE: the generated demo clip, at rtsp://127.0.0.1:N/demo), until Ctrl-C.
 
@@ -63,6 +64,19 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("file", metavar="FILE", help="the configuration file")
     validate.set_defaults(handler=_config_validate)
+
+    storage = commands.add_parser("storage", help="recording storage tools")
+    storage_commands = storage.add_subparsers(dest="storage_command", metavar="ACTION", required=True)
+    storage_check = storage_commands.add_parser(
+        "check",
+        help="compare the recording index with the files on disk",
+        description="Compare the recording index with the segment files: rows whose file is gone, files the "
+        "index does not list, unfinished partial files, size mismatches. Changes nothing (fluxkit run repairs at "
+        "start-up). Exit status: 0 when they agree, 1 otherwise, 2 for an invalid configuration.",
+    )
+    storage_check.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    storage_check.add_argument("--data-dir", metavar="DIR", help="the data directory (default ./fluxkit-data)")
+    storage_check.set_defaults(handler=_storage_check)
 
     sim = commands.add_parser(
         "sim-camera",
@@ -209,6 +223,23 @@ async def _sim_camera_main(names: dict[str, Any], host: str, port: int, auth: tu
             shown = f"[{host}]" if ":" in host else host
             for stream_id, file in names.items():
                 print(f"rtsp://{shown}:{bound}/{stream_id}  <- {file}", flush=True)
+
+
+def _storage_check(args: argparse.Namespace) -> int:
+    import attrs
+
+    from fluxkit.config import Config, load_config
+    from fluxkit.errors import ConfigError
+    from fluxkit.storage import check_main
+
+    try:
+        config = load_config(args.config) if args.config else Config()
+    except (ConfigError, OSError) as exc:
+        print(f"fluxkit storage check: {exc}", file=sys.stderr)
+        return EXIT_NOT_MEDIA
+    if args.data_dir:
+        config = attrs.evolve(config, video=attrs.evolve(config.video, data_dir=args.data_dir))
+    return check_main(config.video.storage_path)
 
 
 def _config_validate(args: argparse.Namespace) -> int:

@@ -33,3 +33,16 @@ def test_config_validate_missing_file(tmp_path: Path) -> None:
 
 def test_unknown_subcommand_is_a_usage_error() -> None:
     assert main(["frobnicate"]) == 2
+
+
+def test_storage_check_on_an_empty_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["storage", "check", "--data-dir", str(tmp_path)]) == 0
+    assert "storage OK" in capsys.readouterr().out
+
+
+def test_storage_check_reports_an_unfinished_segment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    partial = tmp_path / "recordings" / "cam1" / "2026-02-11" / "10" / ".20260211T100000.000Z.mp4.partial"
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"\x00\x00\x00\x08free")
+    assert main(["storage", "check", "--data-dir", str(tmp_path)]) == 1
+    assert "partial" in capsys.readouterr().out

@@ -22,6 +22,7 @@ number: `flush()` drops an unfinished frame when the sender has been setting mar
 
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 from fluxkit.protocols._media import MediaFrame, new_media_frame
@@ -85,7 +86,7 @@ def rbsp_prefix(nal: bytes, start: int, size: int) -> bytes:
     return nal[start : start + size + size // 2].replace(b"\x00\x00\x03", b"\x00\x00")[:size]
 
 
-class VideoDepacketizer:
+class VideoDepacketizer(abc.ABC):
     """Base of H264Depacketizer / H265Depacketizer: access-unit state, parameter sets, loss handling, counters."""
 
     __slots__ = (
@@ -153,21 +154,22 @@ class VideoDepacketizer:
 
     # -- codec hooks -------------------------------------------------------------------------------------------
 
-    def _nal_type(self, header: bytes) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _nal_type(self, header: bytes) -> int: ...
 
+    @abc.abstractmethod
     def _first_class(self, payload: bytes) -> tuple[int, bool] | None:
         """Class of the first NAL unit a packet carries and whether a slice is its picture's first."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _set_key(self, nal_type: int, nal: bytes) -> tuple[int, int] | None:
         """(parameter-set kind 0..2, id) of a parameter set NAL unit, or None if it is not one / unreadable."""
-        raise NotImplementedError
 
     # -- public API --------------------------------------------------------------------------------------------
 
-    def feed(self, packet: RtpPacket) -> list[MediaFrame]:  # pragma: no cover - every codec overrides it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def feed(self, packet: RtpPacket) -> list[MediaFrame]:
+        """The frames this packet completes."""
 
     def feed_gap(self) -> None:
         """Declare a loss before the next packet (call on a reorder buffer's `RtpGap`).

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import base64
 import itertools
-import os
 import random
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import av
 import pytest
@@ -36,42 +33,20 @@ from fluxkit.protocols.rtsp import (
     TornDown,
     Track,
 )
+from tests.peers import GstRtspServer, require_gst_rtsp_server
 
 pytestmark = pytest.mark.interop
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-SCRIPT = Path(__file__).resolve().parent / "rtsp_server.py"
 USER, PASSWORD = "admin", "secret"
 
 
-def _require_gst_rtsp_server() -> None:
-    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer"
-    ok = os.path.exists(SYSTEM_PYTHON) and (
-        subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, check=False).returncode == 0
-    )
-    if not ok:
-        message = "gst-rtsp-server for Debian's python3 is not installed (python3-gi, gir1.2-gst-rtsp-server-1.0)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 def _start(*auth: str) -> Iterator[int]:
-    _require_gst_rtsp_server()
-    process = subprocess.Popen(
-        [SYSTEM_PYTHON, str(SCRIPT), "0", *auth], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
+    require_gst_rtsp_server()
+    server = GstRtspServer(*auth)
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()  # the script prints its port once listening, or exits
-        if not line.startswith("PORT "):
-            pytest.fail(f"rtsp_server.py did not start: {line!r}")
-        yield int(line.split()[1])
+        yield server.start()
     finally:
-        process.kill()
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,11 @@ Strategy, in order, so that no untrusted byte reaches expat before the cheap che
 2. Charset: a per-device override wins; otherwise UTF-8 when the XML declaration says so, else GB18030 (a superset
    of GB2312 and GBK: 6.10 says signalling "should" be GB2312, and rare characters such as 萳 need GB18030). The
    declaration may disagree with the bytes (the reference's field notes), so a body declared UTF-8 that is not
-   valid UTF-8 is read as GB18030, and a body declared GB* whose non-ASCII bytes are valid UTF-8 (text encoded by
-   GBK almost never is) is read as UTF-8. Undecodable bytes become U+FFFD rather than failing the message.
+   valid UTF-8 is read as GB18030, and a body declared GB* whose non-ASCII bytes are valid UTF-8 *and* decode to
+   CJK-range text only is read as UTF-8. Short GB2312 text is often valid UTF-8 by accident ("片" is C6 AC, which
+   is UTF-8 for "Ƭ"), but then it decodes to two-byte sequences (U+0080..U+07FF: Latin, Greek, Cyrillic...),
+   which a Chinese device's UTF-8 never holds: Chinese in UTF-8 is all three-byte sequences. Undecodable bytes
+   become U+FFFD rather than failing the message.
 3. Safety: the declaration is cut off, then any `<!` markup other than a comment or CDATA section is refused:
    no DOCTYPE, no ENTITY, hence no entity expansion at all (billion laughs, external entities).
 4. Parse with xml.etree (expat, C). Only when that fails is the text repaired and parsed once more: Hikvision
@@ -45,6 +48,8 @@ _FREE_TEXT = re.compile(
     re.DOTALL,
 )
 _UTF8_NAMES = frozenset({"utf-8", "utf8", "utf_8"})
+#: Characters UTF-8 encodes in two bytes: GB2312 text misread as UTF-8 lands here.
+_TWO_BYTE_UTF8 = re.compile("[\u0080-\u07ff]")
 _CODECS = {"gb2312": "gb18030", "gbk": "gb18030", "gb18030": "gb18030", "cp936": "gb18030"}
 
 
@@ -64,11 +69,14 @@ def _decode(data: bytes, charset: str | None) -> tuple[str, str]:
     declared = match.group(1).decode("ascii").lower() if match else None
     label = "UTF-8" if declared in _UTF8_NAMES else "GB18030"
     if not data.isascii():
-        # Declared UTF-8, or GB* bytes that happen to be valid UTF-8 (GBK text practically never is).
         try:
-            return data.decode("utf-8"), "UTF-8"
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             label = "GB18030"
+        else:
+            # Declared UTF-8, or GB* bytes that are UTF-8 of plausible text (see the module docstring).
+            if label == "UTF-8" or not _TWO_BYTE_UTF8.search(text):
+                return text, "UTF-8"
     return data.decode("gb18030", errors="replace"), label
 
 

@@ -751,9 +751,11 @@ def test_spliced_garbage(junk: bytes, at: int) -> None:
 def test_short_gb2312_text_that_is_also_valid_utf8_stays_gb2312() -> None:
     # "片" is C6 AC in GB2312, which is also the UTF-8 of "Ƭ" (found by Hypothesis): a two-byte UTF-8 character
     # is not what a Chinese device's UTF-8 holds, so the declared GB2312 wins.
-    body = '<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>1</SN>\r\n<DeviceID>34020000001320000001</DeviceID>\r\n<Status>片</Status>\r\n</Notify>\r\n'.encode(
-        "gb2312"
-    )  # noqa: E501
+    text = (
+        '<?xml version="1.0" encoding="GB2312"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>1</SN>\r\n'
+        "<DeviceID>34020000001320000001</DeviceID>\r\n<Status>片</Status>\r\n</Notify>\r\n"
+    )
+    body = text.encode("gb2312")
     assert b"\xc6\xac" in body
     assert parse_manscdp(body).status == "片"
     utf8 = body.decode("gb2312").replace("片", "前端设备").encode("utf-8")  # mislabelled UTF-8, all CJK

@@ -33,10 +33,12 @@ from fluxkit.errors import ConfigError
 
 __all__ = [
     "PROTOCOLS",
+    "ApiSettings",
     "Config",
     "GB28181Settings",
     "KeyframeSettings",
     "ProtocolSettings",
+    "RecordingSettings",
     "StorageSettings",
     "StreamSettings",
     "VideoSettings",
@@ -144,6 +146,19 @@ def _port_range(_inst: object, _attr: attrs.Attribute[Any], value: tuple[int, in
             raise _Problem(f"port must be between 1 and 65535, not {port}", subpath=f"[{i}]")
     if low > high:
         raise ValueError(f"the range is empty: {low} > {high}")
+
+
+def _part_duration(inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
+    _positive(inst, attr, value)
+    segment = getattr(inst, "segment_duration", None)
+    if isinstance(segment, int | float) and 0 < segment < value:  # a bad segment_duration is reported itself
+        raise ValueError(f"must not be longer than segment_duration ({segment}), not {value}")
+
+
+def _token(_inst: object, _attr: attrs.Attribute[Any], value: str | None) -> None:
+    # It travels in an HTTP header (`Authorization: Bearer <token>`): printable ASCII without spaces only.
+    if value is not None and (not value or not all("!" <= c <= "~" for c in value)):
+        raise ValueError("must be a non-empty string of printable ASCII characters without spaces")
 
 
 def _stream_id(_inst: object, _attr: attrs.Attribute[Any], value: str) -> None:
@@ -265,6 +280,29 @@ class KeyframeSettings:
 
 
 @attrs.frozen(kw_only=True)
+class RecordingSettings:
+    """`[video.recording]`: how streams are recorded (crash-safe fragmented MP4 segments)."""
+
+    enabled: bool = True
+    """Record every stream."""
+    segment_duration: float = attrs.field(default=300.0, validator=_positive)
+    """Seconds of media per segment file; a segment is cut at the first keyframe past it."""
+    part_duration: float = attrs.field(default=1.0, validator=_part_duration)
+    """Seconds per flushed fMP4 fragment: the most a crash or power loss can lose."""
+
+
+@attrs.frozen(kw_only=True)
+class ApiSettings:
+    """`[video.api]`: the REST API (served on `[video.protocols] host:api_port`)."""
+
+    enabled: bool = True
+    """Serve the REST API."""
+    token: str | None = attrs.field(default=None, validator=_token)
+    """Bearer token every request must carry (`Authorization: Bearer <token>`); None generates one on first run,
+    stored in `<data_dir>/api-token`."""
+
+
+@attrs.frozen(kw_only=True)
 class GB28181Settings:
     """`[video.gb28181]`: fluxkit as a GB/T 28181 platform that cameras and NVRs register to."""
 
@@ -310,6 +348,10 @@ class VideoSettings:
     """Recording storage."""
     keyframe: KeyframeSettings = attrs.field(factory=KeyframeSettings)
     """Keyframe snapshots."""
+    recording: RecordingSettings = attrs.field(factory=RecordingSettings)
+    """Recording segments."""
+    api: ApiSettings = attrs.field(factory=ApiSettings)
+    """The REST API."""
     gb28181: GB28181Settings = attrs.field(factory=GB28181Settings)
     """The GB28181 platform."""
     streams: tuple[StreamSettings, ...] = attrs.field(default=(), validator=_unique_stream_ids)

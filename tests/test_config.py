@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from fluxkit.config import (
+    ApiSettings,
     Config,
     GB28181Settings,
     ProtocolSettings,
+    RecordingSettings,
     StreamSettings,
     VideoSettings,
     load_config,
@@ -315,3 +317,63 @@ def test_validate_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert validate_main(tmp_path / "missing.toml") == 1
     out, err = capsys.readouterr()
     assert "cannot read" in err
+
+
+def test_recording_and_api_sections() -> None:
+    video = Config().video
+    assert (video.recording.enabled, video.recording.segment_duration, video.recording.part_duration) == (
+        True,
+        300.0,
+        1.0,
+    )
+    assert (video.api.enabled, video.api.token) == (True, None)
+    video = parse_config(
+        "[video.recording]\nsegment_duration = 60\npart_duration = 0.5\nenabled = false\n"
+        "[video.api]\ntoken = 's3cr3t-T0ken_~'\nenabled = false\n"
+    ).video
+    assert video.recording == RecordingSettings(enabled=False, segment_duration=60.0, part_duration=0.5)
+    assert isinstance(video.recording.segment_duration, float)
+    assert video.api == ApiSettings(enabled=False, token="s3cr3t-T0ken_~")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[video.recording]\nsegment_duration = 0",
+            ["must be greater than 0, not 0.0 @ $.video.recording.segment_duration"],
+        ),
+        (
+            "[video.recording]\nsegment_duration = 1\npart_duration = 2",
+            ["must not be longer than segment_duration (1.0), not 2.0 @ $.video.recording.part_duration"],
+        ),
+        (
+            "[video.recording]\npart_duration = -1",
+            ["must be greater than 0, not -1.0 @ $.video.recording.part_duration"],
+        ),
+        (
+            "[video.recording]\nenabled = 'yes'",
+            ["expected true or false, got a string 'yes' @ $.video.recording.enabled"],
+        ),
+        ("[video.recording]\nsegment = 1", ["unknown key 'segment' @ $.video.recording.segment"]),
+        ("[video.api]\ntoken = 5", ["expected a string, got an integer 5 @ $.video.api.token"]),
+        (
+            "[video.api]\ntoken = 'two words'",
+            ["must be a non-empty string of printable ASCII characters without spaces @ $.video.api.token"],
+        ),
+        (
+            "[video.api]\ntoken = ''",
+            ["must be a non-empty string of printable ASCII characters without spaces @ $.video.api.token"],
+        ),
+        ("[video.api]\nport = 1", ["unknown key 'port' @ $.video.api.port"]),
+    ],
+)
+def test_recording_and_api_mistakes(text: str, expected: list[str]) -> None:
+    assert _problems(text) == expected
+
+
+def test_recording_and_api_python_construction_is_validated() -> None:
+    with pytest.raises(ValueError, match="segment_duration"):
+        RecordingSettings(segment_duration=1.0, part_duration=5.0)
+    with pytest.raises(ValueError, match="printable"):
+        ApiSettings(token="bad\ntoken")

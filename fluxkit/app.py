@@ -1,5 +1,6 @@
-"""`fluxkit run`: the main job. The engine, the RTSP output, a source per configured stream, and, with `--demo`,
-simulated cameras so that a newcomer sees live streams with no hardware.
+"""`fluxkit run`: the main job. The engine, the RTSP output, a source per configured stream, recording of every
+stream, keyframe snapshots, the REST API, and, with `--demo`, simulated cameras so that a newcomer sees live
+streams with no hardware.
 
 Strategy: one Trio nursery owns everything. The demo cameras are a second, separate engine that plays the
 generated clip through fluxkit's own RTSP server on a free loopback port, exactly as a real IP camera would
@@ -12,15 +13,21 @@ from __future__ import annotations
 import logging
 import math
 import random
+from contextlib import AbstractAsyncContextManager
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
+from fluxkit.api import TOKEN_FILE_NAME, ApiServices, ensure_token, serve_api
 from fluxkit.engine import open_engine
+from fluxkit.keyframes import Keyframe, SnapshotService
 from fluxkit.net.rtsp_server import serve_rtsp
 from fluxkit.net.rtsp_source import RtspSource
+from fluxkit.storage import LocalStorage, open_recorder
+from fluxkit.storage import RecordingSettings as RecorderSettings
 
 if TYPE_CHECKING:
     from fluxkit.config import Config
@@ -44,11 +51,32 @@ class RunningFluxkit:
         engine: the running engine (add sources, subscribe, read events).
         rtsp_url: base URL of the RTSP output; streams are at `<rtsp_url>/<stream_id>`.
         stream_ids: the streams started from the configuration and the demo.
+        api_url: base URL of the REST API, or None when it is disabled.
+        api_token: the bearer token the API wants (None: no auth).
+        storage: the recording storage (None when recording is disabled).
     """
 
     engine: VideoEngine
     rtsp_url: str
     stream_ids: tuple[str, ...]
+    api_url: str | None = None
+    api_token: str | None = None
+    storage: LocalStorage | None = None
+
+
+def _recorder_settings(config: Config) -> RecorderSettings:
+    video = config.video
+    size = video.storage.max_size_gb
+    return RecorderSettings(
+        segment_duration=video.recording.segment_duration,
+        part_duration=video.recording.part_duration,
+        retention_days=video.storage.retention_days,
+        max_size_bytes=None if size is None else int(size * 1e9),
+    )
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 async def _serve_demo_cameras(count: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
@@ -77,6 +105,56 @@ async def _report_statistics(engine: VideoEngine, interval: float) -> None:
             )  # fmt: skip
 
 
+def _add_sources(engine: VideoEngine, config: Config, camera_port: int | None) -> list[str]:
+    """Supervise a source per demo camera and per configured stream; returns their stream ids."""
+    stream_ids: list[str] = []
+    if camera_port is not None:
+        for i in range(1, DEMO_CAMERAS + 1):
+            url = f"rtsp://127.0.0.1:{camera_port}/cam{i}"
+            engine.add_source(f"demo{i}", RtspSource(url))
+            stream_ids.append(f"demo{i}")
+            log.info("demo camera %d serves %s; ingested as stream demo%d", i, url, i)
+    for stream in config.video.streams:
+        if stream.protocol != "rtsp":
+            log.warning("stream %s: %s sources are not implemented yet; skipped", stream.stream_id, stream.protocol)
+            continue
+        source = RtspSource(stream.source_url, transport="udp" if stream.transport == "udp" else "tcp")
+        engine.add_source(stream.stream_id, source)
+        stream_ids.append(stream.stream_id)
+    return stream_ids
+
+
+def _api_token(data_dir: Path) -> str:
+    """The API token from `<data_dir>/api-token`, made on first run and then printed once."""
+    path = data_dir / TOKEN_FILE_NAME
+    first_run = not path.exists()
+    token = ensure_token(data_dir)
+    if first_run:
+        print(f"REST API token (saved in {path}, shown only this once): {token}", flush=True)
+    return token
+
+
+async def _run_recorder(recorder: AbstractAsyncContextManager[object]) -> None:
+    async with recorder:
+        await trio.sleep_forever()
+
+
+def _snapshot_service(engine: VideoEngine, storage: LocalStorage, config: Config) -> SnapshotService:
+    keyframe = config.video.keyframe
+
+    async def store(stream_id: str, frame: Keyframe, jpeg: bytes) -> None:
+        # One keyframe (the self-contained access unit plus its JPEG) every `interval_seconds` per stream.
+        await storage.save_keyframe(stream_id, frame.wall_time, frame.data, codec=frame.codec, jpeg=jpeg)
+
+    return SnapshotService(
+        engine,
+        interval_seconds=keyframe.interval_seconds,
+        width=keyframe.thumbnail_width,
+        quality=keyframe.jpeg_quality,
+        on_keyframe=store,
+    )
+
+
 async def run_fluxkit(
     config: Config,
     *,
@@ -100,36 +178,39 @@ async def run_fluxkit(
     # the engine's sources go first, instead of seeing their cameras vanish and reconnecting.
     async with trio.open_nursery() as cameras:
         camera_port = await cameras.start(_serve_demo_cameras, DEMO_CAMERAS) if demo else None
-        async with open_engine() as engine, trio.open_nursery() as nursery:
+        async with open_engine() as engine, LocalStorage(video.storage_path) as storage, trio.open_nursery() as nursery:
             listeners = await nursery.start(partial(serve_rtsp, engine, host, video.protocols.rtsp_port))
-            port = listeners[0].socket.getsockname()[1]
-            rtsp_url = f"rtsp://{f'[{host}]' if ':' in host else host}:{port}"
-            stream_ids: list[str] = []
-            if camera_port is not None:
-                for i in range(1, DEMO_CAMERAS + 1):
-                    url = f"rtsp://127.0.0.1:{camera_port}/cam{i}"
-                    engine.add_source(f"demo{i}", RtspSource(url))
-                    stream_ids.append(f"demo{i}")
-                    log.info("demo camera %d serves %s; ingested as stream demo%d", i, url, i)
-            for stream in video.streams:
-                if stream.protocol != "rtsp":
-                    log.warning(
-                        "stream %s: %s sources are not implemented yet; skipped", stream.stream_id, stream.protocol
-                    )
-                    continue
-                source = RtspSource(stream.source_url, transport="udp" if stream.transport == "udp" else "tcp")
-                engine.add_source(stream.stream_id, source)
-                stream_ids.append(stream.stream_id)
+            rtsp_url = _url("rtsp", host, listeners[0].socket.getsockname()[1])
+            if video.recording.enabled:
+                recorder = open_recorder(engine, storage, _recorder_settings(config))
+                nursery.start_soon(_run_recorder, recorder)
+                log.info("recording every stream under %s", video.storage_path)
+            snapshots = None
+            if video.keyframe.enabled:
+                snapshots = _snapshot_service(engine, storage, config)
+                await nursery.start(snapshots.run)
+            api_url = token = None
+            if video.api.enabled:
+                token = video.api.token or await trio.to_thread.run_sync(_api_token, video.data_path)
+                services = ApiServices(engine=engine, storage=storage, snapshots=snapshots, token=token)
+                api_port = await nursery.start(serve_api, services, host, video.protocols.api_port)
+                api_url = _url("http", host, api_port)
+                log.info("REST API at %s/api/video/streams (token in %s)", api_url, video.data_path / "api-token")
+            stream_ids = _add_sources(engine, config, camera_port)
             for stream_id in stream_ids:
                 log.info("stream %s: play it at %s/%s", stream_id, rtsp_url, stream_id)
             if not stream_ids:
                 log.warning("no streams configured: add [[video.streams]] to the config file, or run with --demo")
             log.info(
-                "not started yet: REST API (port %d), RTMP (port %d), GB28181 SIP (port %d): later milestones",
-                video.protocols.api_port, video.protocols.rtmp_port, video.sip_port,
+                "not started yet: RTMP (port %d), GB28181 SIP (port %d): later milestones",
+                video.protocols.rtmp_port, video.sip_port,
             )  # fmt: skip
             nursery.start_soon(_report_statistics, engine, stats_interval)
-            task_status.started(RunningFluxkit(engine=engine, rtsp_url=rtsp_url, stream_ids=tuple(stream_ids)))
+            running = RunningFluxkit(
+                engine=engine, rtsp_url=rtsp_url, stream_ids=tuple(stream_ids), api_url=api_url, api_token=token,
+                storage=storage,
+            )  # fmt: skip
+            task_status.started(running)
             await trio.sleep(math.inf if duration is None else duration)
             log.info("stopping")
             nursery.cancel_scope.cancel()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import socket
 import subprocess
 import sys
@@ -9,14 +11,26 @@ from functools import partial
 from pathlib import Path
 
 import av
+import httpx
 import pytest
 import trio
 
 from fluxkit.app import RunningFluxkit, run_fluxkit
 from fluxkit.cli import main
-from fluxkit.config import Config, ProtocolSettings, StreamSettings, VideoSettings
+from fluxkit.config import (
+    Config,
+    KeyframeSettings,
+    ProtocolSettings,
+    RecordingSettings,
+    StreamSettings,
+    VideoSettings,
+)
 from fluxkit.engine import SourceReconnecting
 from tests.conftest import require_tool
+
+
+def _rfc3339(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _free_port() -> int:
@@ -26,8 +40,14 @@ def _free_port() -> int:
 
 
 def _config(tmp_path: Path, *streams: StreamSettings) -> Config:
-    protocols = ProtocolSettings(rtsp_port=_free_port())
-    return Config(video=VideoSettings(data_dir=str(tmp_path), protocols=protocols, streams=streams))
+    protocols = ProtocolSettings(rtsp_port=_free_port(), api_port=_free_port())
+    recording = RecordingSettings(segment_duration=2.0, part_duration=0.5)
+    keyframe = KeyframeSettings(interval_seconds=1.0)
+    return Config(
+        video=VideoSettings(
+            data_dir=str(tmp_path), protocols=protocols, recording=recording, keyframe=keyframe, streams=streams
+        )
+    )
 
 
 @pytest.mark.interop
@@ -92,12 +112,15 @@ async def test_a_camera_that_refuses_does_not_stop_the_others(tmp_path: Path) ->
             nursery.cancel_scope.cancel()
 
 
-def test_run_command_stops_cleanly_after_its_duration() -> None:
+def test_run_command_stops_cleanly_after_its_duration(tmp_path: Path) -> None:
     port = _free_port()
     args = [sys.executable, "-m", "fluxkit", "run", "--demo", "--duration", "4", "--rtsp-port", str(port)]
+    args += ["--api-port", str(_free_port()), "--data-dir", str(tmp_path)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert f"play it at rtsp://127.0.0.1:{port}/demo1" in result.stderr
+    token = (tmp_path / "api-token").read_text().strip()
+    assert f"shown only this once): {token}" in result.stdout
     assert "stopping" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -107,3 +130,39 @@ def test_run_rejects_an_invalid_config(tmp_path: Path, capsys: pytest.CaptureFix
     bad.write_text("[video.protocols]\nrtsp_port = 0\n")
     assert main(["run", "--config", str(bad)]) == 2
     assert "@ $.video.protocols.rtsp_port" in capsys.readouterr().err
+
+
+@pytest.mark.interop
+@pytest.mark.trio
+async def test_demo_streams_are_recorded_snapshotted_and_served_by_the_api(tmp_path: Path) -> None:
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            running: RunningFluxkit = await nursery.start(partial(run_fluxkit, _config(tmp_path), demo=True))
+            assert running.api_url is not None
+            headers = {"Authorization": f"Bearer {running.api_token}"}
+            async with httpx.AsyncClient(base_url=running.api_url, headers=headers) as api:
+                streams = (await api.get("/api/video/streams")).json()
+                assert {s["stream_id"] for s in streams["streams"]} >= {"demo1", "demo2"}
+                now = dt.datetime.now(dt.UTC)
+                window = {"start": _rfc3339(now - dt.timedelta(hours=1)), "end": _rfc3339(now + dt.timedelta(hours=1))}
+                while True:  # two-second segments: wait for the first ones to be indexed
+                    await trio.sleep(0.5)
+                    listing = await api.get("/api/video/recordings/demo1", params=window)
+                    if listing.status_code == 200 and len(listing.json()["segments"]) >= 2:
+                        break
+                first, second = listing.json()["segments"][:2]
+                clip = await api.get(
+                    "/api/video/recordings/demo1/playback", params={"start": first["start"], "end": second["end"]}
+                )
+                assert clip.status_code == 200
+                assert clip.headers["content-type"] == "video/mp4"
+                with av.open(io.BytesIO(clip.content)) as container:
+                    frames = [p for p in container.demux(video=0) if p.size]
+                assert len(frames) >= 75  # two segments of ~2 s at 25 fps
+                assert frames[0].is_keyframe
+                snapshot = await api.get("/api/video/streams/demo2/snapshot")
+                assert snapshot.status_code == 200
+                assert snapshot.headers["content-type"] == "image/jpeg"
+                wrong = await api.get("/api/video/streams", headers={"Authorization": "Bearer wrong"})
+                assert wrong.status_code == 401
+            nursery.cancel_scope.cancel()

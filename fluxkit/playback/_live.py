@@ -216,9 +216,10 @@ async def live_fmp4(
     """
     if frames_per_fragment < 1:
         raise LocalProtocolError("frames_per_fragment must be at least 1")
-    track = next(
-        (t for s in engine.list_streams() if s.stream_id == stream_id for t in s.tracks if t.kind == "video"), None
-    )
+    tracks = next((s.tracks for s in engine.list_streams() if s.stream_id == stream_id), ())
+    track = next((t for t in tracks if t.kind == "video"), None)
+    if tracks and track is None:  # announced, and audio only: no frame would ever start the init segment
+        raise LocalProtocolError(f"stream {stream_id!r} has no video track to send as fragmented MP4")
     subscription = engine.subscribe_stream(stream_id, queue_size=queue_size, name="live-fmp4")
     async with subscription:
         muxer: LiveFmp4Muxer | None = None

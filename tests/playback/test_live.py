@@ -114,3 +114,16 @@ async def test_live_fmp4_from_engine_starts_at_keyframe(codec: str, with_sets: b
     assert info["decoded"] == len(sent)
     assert info["data"] == [annexb_to_lengths(f.data) for f in sent]
     assert info["dts"] == pytest.approx([i * 0.04 for i in range(len(sent))], abs=1e-6)
+
+
+@pytest.mark.trio
+async def test_live_fmp4_of_an_audio_only_stream_is_refused() -> None:
+    from fluxkit.engine import Track, open_engine
+    from fluxkit.errors import LocalProtocolError
+    from fluxkit.playback import live_fmp4
+
+    with trio.fail_after(5):
+        async with open_engine() as engine:
+            engine.publish_stream("mic", [Track(codec="pcm_alaw", clock_rate=8000, sample_rate=8000, channels=1)])
+            with pytest.raises(LocalProtocolError, match="no video track"):
+                await live_fmp4(engine, "mic").__anext__()

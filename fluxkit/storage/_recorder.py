@@ -39,6 +39,10 @@ _FRAMES = 1
 _CLOSE = 2
 
 
+#: Seconds a stopping recorder may spend finishing each open segment.
+FINISH_ON_STOP_TIMEOUT = 10.0
+
+
 class _StreamRecorder:
     def __init__(self, recorder: Recorder, stream_id: str, tracks: tuple[Track, ...]) -> None:
         self.recorder = recorder
@@ -156,19 +160,28 @@ class _StreamRecorder:
 
     async def write(self) -> None:
         receive = self.receive
-        async with receive:
-            while True:
-                try:
-                    first = await receive.receive()
-                except trio.EndOfChannel:
-                    break
-                batch = [first]
-                while len(batch) < 256:
+        try:
+            async with receive:
+                while True:
                     try:
-                        batch.append(receive.receive_nowait())
-                    except (trio.WouldBlock, trio.EndOfChannel):
+                        first = await receive.receive()
+                    except trio.EndOfChannel:
                         break
-                await self._apply(batch)
+                    batch = [first]
+                    while len(batch) < 256:
+                        try:
+                            batch.append(receive.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                    await self._apply(batch)
+        except trio.Cancelled:
+            # A clean stop (the recorder or fluxkit shutting down) finishes the open segment, renamed and
+            # indexed, instead of leaving a partial for the next start-up to recover. Bounded, so a stuck disk
+            # cannot hold the shutdown; the muxer is consistent here, since its thread calls are not abandoned.
+            with trio.CancelScope(shield=True), trio.move_on_after(FINISH_ON_STOP_TIMEOUT):
+                if self.muxer is not None:
+                    await self._apply([(_CLOSE, None)])
+            raise
         if self.muxer is not None:
             await self._apply([(_CLOSE, None)])
         await self.recover_kept_partials()

@@ -3,8 +3,8 @@
 The injected-ENOSPC test beside this one covers the logic; this one proves it against the kernel's own
 behaviour (partial writes, a full directory, fsync on a full disk) and found what the injected one could not:
 the SQLite index lives on the same disk, so deleting old segments (which writes the index first) fails too
-unless the storage keeps a space reserve to give up (with `reserve_bytes=0` this test fails). Needs root and loop devices: skipped where
-`mount` is refused (a developer's unprivileged machine), as the mount is the peer here.
+unless the storage keeps a space reserve to give up (with `reserve_bytes=0` this test fails). Needs root and loop
+devices: skipped where `mount` is refused (a developer's unprivileged machine), as the mount is the peer here.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ async def test_recording_survives_a_full_disk_and_resumes(tiny_disk: Path) -> No
     sent = received = 0
     with trio.fail_after(120):
         async with open_engine() as engine, LocalStorage(tiny_disk, reserve_bytes=256 * 1024) as storage:
-            recorder_cm = open_recorder(engine, storage, settings, on_event=events.append, make_room_bytes=1024 * 1024)
+            recorder_cm = open_recorder(engine, storage, settings, on_event=events.append, make_room_bytes=384 * 1024)
             async with recorder_cm as recorder:
                 publisher = engine.publish_stream("cam1", tracks)
                 async with engine.subscribe_stream("cam1", queue_size=100_000) as viewer:
@@ -76,6 +76,9 @@ async def test_recording_survives_a_full_disk_and_resumes(tiny_disk: Path) -> No
                     async for _ in viewer:
                         received += 1
                 await recorder.wait_idle()
+        # What a write failure cut short is recovered on resume, or (if the disk filled again before the stream
+        # ended) at the next start-up: reopen the storage as a restart would.
+        async with LocalStorage(tiny_disk, reserve_bytes=256 * 1024) as storage:
             result = await storage.query_segments("cam1", 0, 4e9)
     failed = [e for e in events if isinstance(e, RecordingFailed)]
     assert failed, "the tiny disk never filled"

@@ -1,0 +1,60 @@
+"""Storage tiers: S3 / NAS / local backends under one index, with primary/backup, multi-replica and
+hot/warm/cold policies, a spilling batch writer, and the rebuild / migrate / check commands.
+
+`build_storage(TierSettings)` builds the configured policy; the result implements the recorder's
+`StorageBackend` contract (`fluxkit.storage.StorageBackend`), so `open_recorder` records into it unchanged.
+See `_managed` for the ordering that makes moves crash-safe and `_s3` for the S3 details.
+"""
+
+from __future__ import annotations
+
+from ._buffered import DEFAULT_MAX_QUEUE as DEFAULT_MAX_QUEUE
+from ._buffered import BufferedStorage as BufferedStorage
+from ._config import BackendSettings as BackendSettings
+from ._config import TierSettings as TierSettings
+from ._config import build_storage as build_storage
+from ._config import build_store as build_store
+from ._config import check_main as check_main
+from ._config import migrate_main as migrate_main
+from ._config import rebuild_main as rebuild_main
+from ._config import settings_from_dict as settings_from_dict
+from ._index import TierIndex as TierIndex
+from ._managed import INDEX_NAME as INDEX_NAME
+from ._managed import ManagedStorage as ManagedStorage
+from ._managed import MultiReplicaStorage as MultiReplicaStorage
+from ._managed import PrimaryBackupStorage as PrimaryBackupStorage
+from ._managed import TierCheckReport as TierCheckReport
+from ._managed import TieredStorage as TieredStorage
+from ._s3 import DEFAULT_PART_SIZE as DEFAULT_PART_SIZE
+from ._s3 import CloudStorage as CloudStorage
+from ._stores import BlobInfo as BlobInfo
+from ._stores import BlobStore as BlobStore
+from ._stores import DirStore as DirStore
+from ._stores import NasStorage as NasStorage
+from ._stores import TierError as TierError
+
+__all__ = [
+    "DEFAULT_MAX_QUEUE",
+    "DEFAULT_PART_SIZE",
+    "INDEX_NAME",
+    "BackendSettings",
+    "BlobInfo",
+    "BlobStore",
+    "BufferedStorage",
+    "CloudStorage",
+    "DirStore",
+    "ManagedStorage",
+    "MultiReplicaStorage",
+    "NasStorage",
+    "PrimaryBackupStorage",
+    "TierCheckReport",
+    "TierError",
+    "TierIndex",
+    "TieredStorage",
+    "build_storage",
+    "build_store",
+    "check_main",
+    "migrate_main",
+    "rebuild_main",
+    "settings_from_dict",
+]

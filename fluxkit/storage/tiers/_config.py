@@ -1,0 +1,191 @@
+"""Settings of the storage tiers (`[video.storage]`, `[[video.storage.backends]]`), the factory, and the
+`fluxkit storage rebuild|migrate|check` entry points for the tiered layout.
+
+Strategy: plain attrs records mirroring the config names, so the config loader can build them with cattrs;
+`build_storage` turns them into a policy over blob stores. The command entry points are synchronous (they run
+their own Trio loop), print progress lines, stop cleanly on Ctrl-C (exit 130) and resume on the next run, since
+all their state is in the tier index.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import trio
+
+from fluxkit.errors import ConfigError
+
+from ._managed import ManagedStorage, MultiReplicaStorage, PrimaryBackupStorage, TieredStorage
+from ._s3 import CloudStorage
+from ._stores import BlobStore, DirStore, NasStorage
+
+__all__ = ["BackendSettings", "TierSettings", "build_storage", "check_main", "migrate_main", "rebuild_main"]
+
+POLICIES = ("primary_backup", "multi_replica", "tiered")
+TYPES = ("local", "nas", "nvr", "s3")
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class BackendSettings:
+    """One `[[video.storage.backends]]` entry; which fields apply depends on `type`.
+
+    Attributes:
+        type: "local" | "nas" | "nvr" | "s3".
+        name: unique name (the index records copies by it).
+        base_path: local: the directory; nas: the directory under `mount_point`.
+        mount_point: nas: where the share is mounted.
+        nvr_url: nvr: base URL of the NVR.
+        auth_token: nvr: bearer token.
+        endpoint: s3: endpoint URL.
+        bucket: s3: bucket.
+        region: s3: region.
+        access_key: s3: access key id.
+        secret_key: s3: secret key.
+        prefix: s3: key prefix.
+        addressing_style: s3: "path" or "virtual".
+        require_mount: nas: refuse a mount point that is not mounted (default True).
+    """
+
+    type: str = attrs.field(validator=attrs.validators.in_(TYPES))
+    name: str
+    base_path: str = ""
+    mount_point: str = ""
+    nvr_url: str = ""
+    auth_token: str = ""
+    endpoint: str = ""
+    bucket: str = ""
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = ""
+    prefix: str = ""
+    addressing_style: str = "path"
+    require_mount: bool = True
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class TierSettings:
+    """`[video.storage]` for the tiers.
+
+    Attributes:
+        policy: "primary_backup" (backends: primary, backup), "multi_replica" (all), "tiered" (hot, warm, cold).
+        backends: the backends, in policy order.
+        state_dir: local directory for the tier index, spool, cache and keyframes.
+        hot_days: tiered: age (days, fractions allowed) after which a segment leaves the hot tier.
+        warm_days: tiered: age after which it leaves the warm tier.
+        quorum: multi_replica: copies needed for a write to succeed (default: a majority).
+    """
+
+    policy: str = attrs.field(validator=attrs.validators.in_(POLICIES))
+    backends: tuple[BackendSettings, ...]
+    state_dir: str
+    hot_days: float = 7.0
+    warm_days: float = 30.0
+    quorum: int | None = None
+
+
+def build_store(b: BackendSettings) -> BlobStore:
+    """The blob store for one backend entry."""
+    if b.type == "local":
+        if not b.base_path:
+            raise ConfigError([f"backends.{b.name}.base_path: required for a local backend"])
+        return DirStore(b.base_path, name=b.name)
+    if b.type == "nas":
+        if not b.mount_point:
+            raise ConfigError([f"backends.{b.name}.mount_point: required for a nas backend"])
+        return NasStorage(b.mount_point, b.base_path or "fluxkit", name=b.name, require_mount=b.require_mount)
+    if b.type == "s3":
+        missing = [f for f in ("endpoint", "bucket", "access_key", "secret_key") if not getattr(b, f)]
+        if missing:
+            raise ConfigError([f"backends.{b.name}.{f}: required for an s3 backend" for f in missing])
+        return CloudStorage(
+            b.endpoint, b.bucket, region=b.region, access_key=b.access_key, secret_key=b.secret_key,
+            prefix=b.prefix, addressing_style=b.addressing_style, name=b.name,
+        )  # fmt: skip
+    raise ConfigError([f"backends.{b.name}.type: the nvr backend is not implemented yet"])
+
+
+def build_storage(settings: TierSettings) -> ManagedStorage:
+    """The policy storage the settings describe (not opened: `async with build_storage(s) as storage`)."""
+    stores = [build_store(b) for b in settings.backends]
+    n = len(stores)
+    if settings.policy == "primary_backup":
+        if n != 2:
+            raise ConfigError([f"video.storage.backends: primary_backup needs 2 backends (primary, backup), not {n}"])
+        return PrimaryBackupStorage(stores[0], stores[1], state_dir=settings.state_dir)
+    if settings.policy == "multi_replica":
+        if n < 2:
+            raise ConfigError([f"video.storage.backends: multi_replica needs at least 2 backends, not {n}"])
+        return MultiReplicaStorage(stores, quorum=settings.quorum, state_dir=settings.state_dir)
+    if n not in (2, 3):
+        raise ConfigError([f"video.storage.backends: tiered needs 2 or 3 backends (hot, [warm,] cold), not {n}"])
+    hot, warm, cold = (stores[0], None, stores[1]) if n == 2 else (stores[0], stores[1], stores[2])
+    return TieredStorage(hot, warm, cold, hot_days=settings.hot_days, warm_days=settings.warm_days,
+                         state_dir=settings.state_dir)  # fmt: skip
+
+
+def _run_command(settings: TierSettings, what: str) -> int:
+    async def _main() -> int:
+        async with build_storage(settings) as storage:
+            if storage.down:
+                for name, error in storage.down.items():
+                    print(f"backend {name} unavailable: {error}", flush=True)
+            if what == "rebuild":
+                n = await storage.rebuild(lambda line: print(line, flush=True))
+                print(f"rebuild done: {n} copies indexed", flush=True)
+                return 0 if not storage.down else 1
+            if what == "migrate":
+                await storage.repair(lambda line: print(line, flush=True))
+                n = await storage.migrate(lambda line: print(line, flush=True))
+                print(f"migrate done: {n} segments moved", flush=True)
+                return 0
+            report = await storage.check(progress=lambda line: print(line, flush=True))
+            for line in report.lines():
+                print(line, flush=True)
+            if report.ok:
+                print(f"storage OK: {report.copies} copies checked", flush=True)
+                return 0
+            return 1
+
+    try:
+        return trio.run(_main)
+    except KeyboardInterrupt:
+        print(f"{what} interrupted: run it again to resume", flush=True)
+        return 130
+    except (OSError, ConfigError) as exc:
+        print(f"storage {what} failed: {exc}", flush=True)
+        return 1
+
+
+def rebuild_main(settings: TierSettings) -> int:
+    """`fluxkit storage rebuild`: reconstruct the tier index from every backend; 0 on success."""
+    return _run_command(settings, "rebuild")
+
+
+def migrate_main(settings: TierSettings) -> int:
+    """`fluxkit storage migrate`: repair missing copies and run the tier moves due now; 0 on success."""
+    return _run_command(settings, "migrate")
+
+
+def check_main(settings: TierSettings) -> int:
+    """`fluxkit storage check` for the tiers: presence, size and sha256 of every copy; 0 when clean."""
+    return _run_command(settings, "check")
+
+
+def settings_from_dict(data: dict[str, object], *, state_dir: str | os.PathLike[str]) -> TierSettings:
+    """TierSettings from a parsed `[video.storage]` table (what the config loader would hand over)."""
+    raw = data.get("backends", [])
+    backends: Sequence[object] = raw if isinstance(raw, list) else []
+    try:
+        return TierSettings(
+            policy=str(data.get("policy", "primary_backup")),
+            backends=tuple(BackendSettings(**b) for b in backends if isinstance(b, dict)),
+            state_dir=str(Path(state_dir)),
+            hot_days=float(data.get("hot_days", 7.0)),  # type: ignore[arg-type]
+            warm_days=float(data.get("warm_days", 30.0)),  # type: ignore[arg-type]
+            quorum=data.get("quorum"),  # type: ignore[arg-type]
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError([f"video.storage: {exc}"]) from exc

@@ -24,8 +24,10 @@ import trio
 from fluxkit.api import TOKEN_FILE_NAME, ApiServices, ensure_token, serve_api
 from fluxkit.engine import open_engine
 from fluxkit.keyframes import Keyframe, SnapshotService
+from fluxkit.net.rtmp_server import serve_rtmp
 from fluxkit.net.rtsp_server import serve_rtsp
 from fluxkit.net.rtsp_source import RtspSource
+from fluxkit.sources import SourceFactory, UnsupportedProtocol, make_source_factory
 from fluxkit.storage import LocalStorage, open_recorder
 from fluxkit.storage import RecordingSettings as RecorderSettings
 
@@ -105,7 +107,9 @@ async def _report_statistics(engine: VideoEngine, interval: float) -> None:
             )  # fmt: skip
 
 
-def _add_sources(engine: VideoEngine, config: Config, camera_port: int | None) -> list[str]:
+def _add_sources(
+    engine: VideoEngine, config: Config, camera_port: int | None, source_factory: SourceFactory
+) -> list[str]:
     """Supervise a source per demo camera and per configured stream; returns their stream ids."""
     stream_ids: list[str] = []
     if camera_port is not None:
@@ -115,10 +119,11 @@ def _add_sources(engine: VideoEngine, config: Config, camera_port: int | None) -
             stream_ids.append(f"demo{i}")
             log.info("demo camera %d serves %s; ingested as stream demo%d", i, url, i)
     for stream in config.video.streams:
-        if stream.protocol != "rtsp":
-            log.warning("stream %s: %s sources are not implemented yet; skipped", stream.stream_id, stream.protocol)
+        try:
+            source = source_factory(stream)
+        except UnsupportedProtocol as exc:
+            log.warning("stream %s: %s; skipped", stream.stream_id, exc)
             continue
-        source = RtspSource(stream.source_url, transport="udp" if stream.transport == "udp" else "tcp")
         engine.add_source(stream.stream_id, source)
         stream_ids.append(stream.stream_id)
     return stream_ids
@@ -181,6 +186,10 @@ async def run_fluxkit(
         async with open_engine() as engine, LocalStorage(video.storage_path) as storage, trio.open_nursery() as nursery:
             listeners = await nursery.start(partial(serve_rtsp, engine, host, video.protocols.rtsp_port))
             rtsp_url = _url("rtsp", host, listeners[0].socket.getsockname()[1])
+            rtmp_listeners = await nursery.start(partial(serve_rtmp, engine, host, video.protocols.rtmp_port))
+            rtmp_port = rtmp_listeners[0].socket.getsockname()[1]
+            log.info("RTMP ingest: push to %s/live/<stream_key>", _url("rtmp", host, rtmp_port))
+            source_factory = make_source_factory()
             if video.recording.enabled:
                 recorder = open_recorder(engine, storage, _recorder_settings(config))
                 nursery.start_soon(_run_recorder, recorder)
@@ -192,19 +201,18 @@ async def run_fluxkit(
             api_url = token = None
             if video.api.enabled:
                 token = video.api.token or await trio.to_thread.run_sync(_api_token, video.data_path)
-                services = ApiServices(engine=engine, storage=storage, snapshots=snapshots, token=token)
+                services = ApiServices(
+                    engine=engine, storage=storage, snapshots=snapshots, token=token, source_factory=source_factory
+                )
                 api_port = await nursery.start(serve_api, services, host, video.protocols.api_port)
                 api_url = _url("http", host, api_port)
                 log.info("REST API at %s/api/video/streams (token in %s)", api_url, video.data_path / "api-token")
-            stream_ids = _add_sources(engine, config, camera_port)
+            stream_ids = _add_sources(engine, config, camera_port, source_factory)
             for stream_id in stream_ids:
                 log.info("stream %s: play it at %s/%s", stream_id, rtsp_url, stream_id)
             if not stream_ids:
                 log.warning("no streams configured: add [[video.streams]] to the config file, or run with --demo")
-            log.info(
-                "not started yet: RTMP (port %d), GB28181 SIP (port %d): later milestones",
-                video.protocols.rtmp_port, video.sip_port,
-            )  # fmt: skip
+            log.info("not started yet: GB28181 SIP (port %d): a later milestone", video.sip_port)
             nursery.start_soon(_report_statistics, engine, stats_interval)
             running = RunningFluxkit(
                 engine=engine, rtsp_url=rtsp_url, stream_ids=tuple(stream_ids), api_url=api_url, api_token=token,

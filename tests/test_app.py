@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 
 def _config(tmp_path: Path, *streams: StreamSettings) -> Config:
-    protocols = ProtocolSettings(rtsp_port=_free_port(), api_port=_free_port())
+    protocols = ProtocolSettings(rtsp_port=_free_port(), api_port=_free_port(), rtmp_port=_free_port())
     recording = RecordingSettings(segment_duration=2.0, part_duration=0.5)
     keyframe = KeyframeSettings(interval_seconds=1.0)
     return Config(
@@ -90,7 +90,7 @@ async def test_demo_streams_are_ingested_and_playable_with_ffmpeg(tmp_path: Path
 @pytest.mark.trio
 async def test_a_camera_that_refuses_does_not_stop_the_others(tmp_path: Path) -> None:
     dead = StreamSettings(stream_id="dead", protocol="rtsp", source_url=f"rtsp://127.0.0.1:{_free_port()}/x")
-    skipped = StreamSettings(stream_id="later", protocol="rtmp", source_url="rtmp://127.0.0.1/live/x")
+    skipped = StreamSettings(stream_id="later", protocol="webrtc", source_url="http://127.0.0.1/whep/x")
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             running: RunningFluxkit = await nursery.start(
@@ -115,7 +115,7 @@ async def test_a_camera_that_refuses_does_not_stop_the_others(tmp_path: Path) ->
 def test_run_command_stops_cleanly_after_its_duration(tmp_path: Path) -> None:
     port = _free_port()
     args = [sys.executable, "-m", "fluxkit", "run", "--demo", "--duration", "4", "--rtsp-port", str(port)]
-    args += ["--api-port", str(_free_port()), "--data-dir", str(tmp_path)]
+    args += ["--api-port", str(_free_port()), "--rtmp-port", str(_free_port()), "--data-dir", str(tmp_path)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert f"play it at rtsp://127.0.0.1:{port}/demo1" in result.stderr
@@ -165,4 +165,25 @@ async def test_demo_streams_are_recorded_snapshotted_and_served_by_the_api(tmp_p
                 assert snapshot.headers["content-type"] == "image/jpeg"
                 wrong = await api.get("/api/video/streams", headers={"Authorization": "Bearer wrong"})
                 assert wrong.status_code == 401
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.interop
+@pytest.mark.trio
+async def test_an_rtmp_push_becomes_a_recorded_stream(tmp_path: Path) -> None:
+    ffmpeg = require_tool("ffmpeg")
+    config = _config(tmp_path)
+    push = [
+        ffmpeg, "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "3",
+        "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-pix_fmt", "yuv420p", "-f", "flv",
+        f"rtmp://127.0.0.1:{config.video.protocols.rtmp_port}/live/obs",
+    ]  # fmt: skip
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            running: RunningFluxkit = await nursery.start(partial(run_fluxkit, config))
+            result = await trio.run_process(push, capture_stderr=True, check=False)
+            assert result.returncode == 0, result.stderr.decode()
+            assert running.storage is not None
+            while not (await running.storage.query_segments("obs", 0, 4e9)).segments:  # noqa: ASYNC110 - polls an index
+                await trio.sleep(0.2)
             nursery.cancel_scope.cancel()

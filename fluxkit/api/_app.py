@@ -29,13 +29,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from fluxkit.config import StreamSettings
 from fluxkit.config import _redact as redact_url  # the password-free form config messages use
 from fluxkit.engine import Source, StreamExistsError, StreamInfo, StreamNotFoundError, VideoEngine
 from fluxkit.errors import FluxkitError, LocalProtocolError
+from fluxkit.sources import UnsupportedProtocol, make_source_factory
 from fluxkit.storage import validate_stream_id
 
 from ._auth import BearerAuthMiddleware
@@ -65,14 +66,11 @@ DEFAULT_MAX_BODY_SIZE = 64 * 1024
 DEFAULT_LIVE_SEND_TIMEOUT = 10.0
 
 _BODY_FIELDS = ("stream_id", "protocol", "source_url", "transport")
-_SUPPORTED_PROTOCOLS = ("rtsp",)
 _SPEED_RANGE = (0.25, 4.0)
 
 
 def _default_source(settings: StreamSettings) -> Source:
-    from fluxkit.net.rtsp_source import RtspSource
-
-    return RtspSource(settings.source_url, transport="udp" if settings.transport == "udp" else "tcp")
+    return make_source_factory()(settings)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -85,13 +83,14 @@ class ApiServices:
             recording metrics.
         snapshots: the running `SnapshotService`; None makes snapshots 503.
         token: the bearer token every request needs; None turns authentication off.
-        source_factory: builds the `Source` of a stream created with `POST /api/video/streams` (default: an
-            `RtspSource` for the body's URL and transport).
+        source_factory: builds the `Source` of a stream created with `POST /api/video/streams` (default:
+            `fluxkit.sources.make_source_factory()`: RTSP and RTMP; `UnsupportedProtocol` answers 422).
         max_list_range: longest range a recordings or keyframes listing may span, seconds (400 beyond).
         max_playback_range: longest range a playback export may span, seconds (413 beyond).
         max_body_size: largest request body, bytes (413 beyond).
         live_send_timeout: seconds a live-view message may take to send before that client is dropped.
         wall_clock: epoch seconds now (recording lag in the metrics); injectable for tests.
+        extra_routes: more routes mounted ahead of these (the GB28181 device endpoints, the NVR protocol).
     """
 
     engine: VideoEngine
@@ -104,6 +103,7 @@ class ApiServices:
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     live_send_timeout: float = DEFAULT_LIVE_SEND_TIMEOUT
     wall_clock: Callable[[], float] = time.time
+    extra_routes: tuple[BaseRoute, ...] = ()
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> HTTPException:
@@ -287,13 +287,12 @@ class _Api:
                 problems.append(f"stream_id: {exc}")
         if problems:
             raise _error(422, "; ".join(problems))
-        if settings.protocol not in _SUPPORTED_PROTOCOLS:
-            supported = ", ".join(_SUPPORTED_PROTOCOLS)
-            raise _error(422, f"protocol {settings.protocol!r} is not supported yet (supported: {supported})")
         if self._known(settings.stream_id):
             raise _error(409, f"stream {settings.stream_id!r} already exists")
         try:
             source = self.services.source_factory(settings)
+        except UnsupportedProtocol as exc:
+            raise _error(422, f"protocol {settings.protocol!r}: {exc}") from None
         except (ValueError, FluxkitError) as exc:
             raise _error(422, f"source_url: {exc}") from None
         try:
@@ -443,6 +442,30 @@ class _Api:
 
     # -- live view ---------------------------------------------------------------------------------------------
 
+    async def http_flv(self, request: Request) -> Response:
+        """HTTP-FLV: the live stream as one endless FLV file (sequence headers first, from a keyframe)."""
+        from fluxkit.net._flv_out import flv_stream
+
+        stream_id = _stream_id(request)
+        self._info(stream_id)
+        chunks = flv_stream(self.engine, stream_id)
+        try:
+            first = await chunks.__anext__()
+        except (StopAsyncIteration, StreamNotFoundError):
+            raise _error(404, f"no stream {stream_id!r}") from None
+        except LocalProtocolError as exc:
+            raise _error(409, f"stream {stream_id!r} cannot be sent as FLV: {exc}") from None
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                yield first
+                async for chunk in chunks:
+                    yield chunk
+            finally:
+                await chunks.aclose()  # the client went away: release the engine subscription now
+
+        return StreamingResponse(body(), media_type="video/x-flv", headers={"Cache-Control": "no-store"})
+
     async def live_http(self, request: Request) -> Response:
         stream_id = _stream_id(request)
         self._info(stream_id)
@@ -547,6 +570,7 @@ def make_app(services: ApiServices) -> Starlette:
     recordings = "/api/video/recordings"
     # Order matters: the `path` convertor is greedy, so the routes with a suffix come before the bare ones.
     routes = [
+        *services.extra_routes,
         Route("/api/openapi.json", api.openapi, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
         Route(streams, api.list_streams, methods=["GET"]),
@@ -554,6 +578,7 @@ def make_app(services: ApiServices) -> Starlette:
         Route(streams + "/{stream_id:fluxkit_any}/snapshot", api.snapshot, methods=["GET"]),
         WebSocketRoute(streams + "/{stream_id:fluxkit_any}/live", api.live),
         Route(streams + "/{stream_id:fluxkit_any}/live", api.live_http, methods=["GET"]),
+        Route(streams + "/{stream_id:fluxkit_any}.flv", api.http_flv, methods=["GET"]),
         Route(streams + "/{stream_id:fluxkit_any}", api.get_stream, methods=["GET"]),
         Route(streams + "/{stream_id:fluxkit_any}", api.delete_stream, methods=["DELETE"]),
         Route(recordings + "/{stream_id:fluxkit_any}/playback", api.playback, methods=["GET"]),

@@ -298,6 +298,16 @@ _DOCUMENT: dict[str, Any] = {
                 [_STREAM_ID],
             )
         },
+        "/api/video/streams/{stream_id}.flv": {
+            "get": _op(
+                "httpFlv",
+                "HTTP-FLV: the live stream as one endless FLV file (sequence headers first, then tags from a "
+                "keyframe), for players that want FLV.",
+                _binary_ok("FLV stream.", "video/x-flv"),
+                (400, 404, 409),
+                [_STREAM_ID],
+            )
+        },
         "/api/video/recordings/{stream_id}": {
             "get": _op(
                 "listRecordings",

@@ -9,7 +9,7 @@ the next keyframe on overflow), so memory stays bounded.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING
 
 import trio
@@ -40,7 +40,7 @@ def muxer_for(tracks: Sequence[Track], *, enhanced_hevc: bool = True) -> FlvMuxe
 
 async def flv_stream(
     engine: VideoEngine, stream_id: str, *, queue_size: int | None = None, enhanced_hevc: bool = True
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """An HTTP-FLV body: the FLV header, then tags built from the engine stream's frames, until it stops.
 
     Raises:

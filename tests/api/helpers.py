@@ -14,6 +14,7 @@ import trio
 from fluxkit.api import ApiServices, serve_api
 from fluxkit.config import StreamSettings
 from fluxkit.engine import SourceSession, VideoEngine, open_engine
+from fluxkit.sources import make_source_factory
 
 TOKEN = "test-token-0123456789"
 
@@ -22,6 +23,7 @@ class IdleSource:
     """A Source that stays "waiting" forever (no network): what POST creates in these tests."""
 
     def __init__(self, settings: StreamSettings) -> None:
+        make_source_factory()(settings)  # the real factory's verdict on the protocol and URL, then idle instead
         self.settings = settings
 
     async def run(self, session: SourceSession) -> None:

@@ -116,8 +116,8 @@ async def test_published_stream_shows_tracks_and_statistics() -> None:
         (json.dumps({**RTSP_BODY, "transport": "quic"}).encode(), "transport"),
         (json.dumps({**RTSP_BODY, "transport": 1}).encode(), "transport must be a string or null"),
         (
-            json.dumps({"stream_id": "obs", "protocol": "rtmp", "source_url": "rtmp://127.0.0.1/live/obs"}).encode(),
-            "not supported yet",
+            json.dumps({"stream_id": "whep", "protocol": "webrtc", "source_url": "http://127.0.0.1/whep/x"}).encode(),
+            "not implemented yet",
         ),
     ],
 )
@@ -549,3 +549,33 @@ def test_times() -> None:
     assert format_time(dt.datetime(2026, 2, 11, 10, 0, 0, 250000, tzinfo=utc)) == "2026-02-11T10:00:00.25Z"
     tz = dt.timezone(dt.timedelta(hours=-5))
     assert format_time(dt.datetime(2026, 2, 11, 5, tzinfo=tz)) == "2026-02-11T10:00:00Z"
+
+
+@pytest.mark.trio
+async def test_http_flv_streams_the_live_stream() -> None:
+    with trio.fail_after(30):
+        async with running_api() as api:
+            track = Track(codec="h264", parameter_sets=clip_parameter_sets("h264"))
+            publisher = api.engine.publish_stream("cam1", [track])
+            frames = clip_frames("h264")
+            body = bytearray()
+
+            async def publish() -> None:
+                for frame in frames:
+                    publisher.send(frame)
+                    await trio.sleep(0.005)
+                publisher.close()
+
+            assert_error(await api.client.get("/api/video/streams/nope.flv"), 404, "no stream")
+            async with trio.open_nursery() as nursery, api.client.stream("GET", "/api/video/streams/cam1.flv") as r:
+                nursery.start_soon(publish)
+                assert r.status_code == 200
+                assert r.headers["content-type"] == "video/x-flv"
+                async for chunk in r.aiter_bytes():
+                    body += chunk
+    assert body.startswith(b"FLV")
+    with av.open(io.BytesIO(bytes(body)), format="flv") as container:
+        packets = [p for p in container.demux(video=0) if p.size]
+    assert packets[0].is_keyframe
+    assert len(packets) >= len(frames) - 25  # joined within the first GOP at the latest
+    assert sum(1 for p in packets for _ in p.decode()) == len(packets)

@@ -5,9 +5,15 @@ Subcommands:
         stream; --demo adds simulated cameras. Runs until Ctrl-C (or --duration seconds).
     inspect FILE [--json]: what is in a media file (like ffprobe, for surveillance streams).
     config validate FILE: check a configuration file; every mistake is printed as `message @ $.path`.
-    storage check [--config FILE] [--data-dir DIR]: compare the recording index with the files (0 when they agree).
+    storage check|rebuild|migrate [--config FILE] [--data-dir DIR]: compare the recording index with the files
+        (every copy on every backend with a [video.storage] policy; 0 when they agree); rebuild the tier index from
+        the backends; run the tier moves due now.
     sim-camera --port N [FILE ...]: an RTSP camera simulator serving each file at rtsp://127.0.0.1:N/<file stem>
         in a loop at real time (no FILE: the generated demo clip, at rtsp://127.0.0.1:N/demo), until Ctrl-C.
+    console (--url URL [--token TOKEN] | --embedded [--config FILE]): the Textual operator console, on a running
+        fluxkit's REST API or with fluxkit running in-process (needs the `tui` extra: textual).
+    sim-device --server HOST:PORT --device-id ID --password PW [--channels N] [...]: a simulated GB28181 camera or
+        NVR that registers to a platform and streams; prints registration changes and `PTZCmd <HEX>` lines.
 
 Exit status of `fluxkit inspect`:
     0: the file was read and at least one stream was found (damage after that is reported as a warning).
@@ -67,16 +73,33 @@ def _build_parser() -> argparse.ArgumentParser:
 
     storage = commands.add_parser("storage", help="recording storage tools")
     storage_commands = storage.add_subparsers(dest="storage_command", metavar="ACTION", required=True)
-    storage_check = storage_commands.add_parser(
-        "check",
-        help="compare the recording index with the files on disk",
-        description="Compare the recording index with the segment files: rows whose file is gone, files the "
-        "index does not list, unfinished partial files, size mismatches. Changes nothing (fluxkit run repairs at "
-        "start-up). Exit status: 0 when they agree, 1 otherwise, 2 for an invalid configuration.",
-    )
-    storage_check.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    storage_check.add_argument("--data-dir", metavar="DIR", help="the data directory (default ./fluxkit-data)")
-    storage_check.set_defaults(handler=_storage_check)
+    storage_actions = {
+        "check": (
+            "compare the recording index with the files (every copy on every backend)",
+            "Compare the recording index with the segment files: rows whose file is gone, files the index does not "
+            "list, unfinished partial files, size mismatches. With a [video.storage] policy, check every copy on "
+            "every backend: present, same size, same sha256; also segments with fewer copies than the policy wants "
+            "and backends that cannot be reached. Changes nothing. Exit status: 0 when all agree, 1 otherwise, 2 "
+            "for an invalid configuration.",
+        ),
+        "rebuild": (
+            "reconstruct the storage index from the backends",
+            "Rebuild the tier index from what every backend holds (each copy carries its segment metadata). "
+            "Resumable: interrupt it and run it again. Plain local storage rebuilds its index itself at start-up. "
+            "Exit status: 0 on success, 1 when a backend failed, 2 for an invalid configuration.",
+        ),
+        "migrate": (
+            "run the tier moves due now",
+            "Give segments their missing copies and move those due to the next tier now (copy, verify the "
+            "checksum, update the index, then delete the source), with progress lines. Resumable: interrupt it "
+            "and run it again. Exit status: 0 on success, 1 on a failure, 2 for an invalid configuration.",
+        ),
+    }
+    for action, (summary, description) in storage_actions.items():
+        sub = storage_commands.add_parser(action, help=summary, description=description)
+        sub.add_argument("--config", metavar="FILE", help="TOML configuration file")
+        sub.add_argument("--data-dir", metavar="DIR", help="the data directory (default ./fluxkit-data)")
+        sub.set_defaults(handler=_storage_command)
 
     sim = commands.add_parser(
         "sim-camera",
@@ -94,6 +117,38 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--user", default=None, help="require Digest authentication with this user name")
     sim.add_argument("--password", default=None, help="the password that goes with --user")
     sim.set_defaults(handler=_sim_camera)
+
+    simdev = commands.add_parser(
+        "sim-device",
+        help="a simulated GB28181 camera or NVR that registers to a platform (until Ctrl-C)",
+        description=(
+            "Run a simulated GB28181 device: it registers to the platform at --server with Digest, keeps alive, "
+            "answers Catalog, DeviceInfo, DeviceStatus, RecordInfo and PTZ, and streams a clip (default: the "
+            "generated demo clip) as PS over RTP when INVITEd (UDP, TCP passive, TCP active). Registration state "
+            "changes are printed, and one `PTZCmd <HEX>` line per PTZ command received. Exit status: 0 after "
+            "Ctrl-C, 1 when the clip cannot be read or the SIP port cannot be bound, 2 for bad arguments."
+        ),
+    )
+    simdev.add_argument("--server", required=True, metavar="HOST:PORT", help="the platform's SIP address")
+    simdev.add_argument("--device-id", required=True, metavar="ID", help="our 20-digit device ID")
+    simdev.add_argument("--password", required=True, metavar="PW", help="our Digest password")
+    simdev.add_argument("--channels", type=int, default=1, metavar="N", help="video channels (default 1)")
+    simdev.add_argument("--transport", choices=("udp", "tcp"), default="udp", help="SIP transport (default udp)")
+    simdev.add_argument("--server-id", default="34020000002000000001", metavar="ID", help="the platform's SIP ID")
+    simdev.add_argument("--domain", default="3402000000", metavar="D", help="the SIP domain (default 3402000000)")
+    simdev.add_argument("--clip", metavar="FILE", help="H.264/H.265 clip to stream (default: the demo clip)")
+    simdev.add_argument("--kind", choices=("ipc", "nvr"), default="ipc", help="device kind (default ipc)")
+    simdev.add_argument("--local-host", default="127.0.0.1", metavar="ADDR", help="address to bind (127.0.0.1)")
+    simdev.add_argument("--local-port", type=int, default=0, metavar="N", help="SIP port to bind (default: any)")
+    simdev.add_argument("--keepalive", type=float, default=60.0, metavar="S", help="keepalive interval (60 s)")
+    simdev.add_argument(
+        "--quirk",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="imitate a vendor quirk: hik_psm, gb2312_bare_amp, ssrc_zero, slow_200, restart (repeatable)",
+    )
+    simdev.set_defaults(handler=_sim_device)
 
     run = commands.add_parser(
         "run",
@@ -113,7 +168,38 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, metavar="S", help="stop by itself after S seconds")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), help="default: from the config")
     run.set_defaults(handler=_run)
+
+    console = commands.add_parser(
+        "console",
+        help="the operator console (Textual): live streams, details, devices and PTZ, recordings, events",
+        description=(
+            "The terminal operator console. Remote: --url http://127.0.0.1:8080 --token TOKEN (the token also from "
+            "$FLUXKIT_TOKEN). Embedded: --embedded [--config FILE] runs fluxkit in-process (with the demo cameras "
+            "unless --no-demo). `q` quits. Needs the `tui` extra (textual)."
+        ),
+    )
+    where = console.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="the fluxkit REST API, e.g. http://127.0.0.1:8080 (remote mode)")
+    where.add_argument("--embedded", action="store_true", help="run fluxkit in-process (with the demo cameras)")
+    console.add_argument("--token", help="the API bearer token (remote mode; default: $FLUXKIT_TOKEN)")
+    console.add_argument("--config", metavar="FILE", help="TOML configuration file (embedded mode)")
+    console.add_argument("--data-dir", metavar="DIR", help="data directory (embedded mode)")
+    console.add_argument("--no-demo", action="store_true", help="embedded mode without the demo cameras")
+    console.add_argument("--export-dir", metavar="DIR", help="where recording exports are written (default: here)")
+    console.set_defaults(handler=_console)
     return parser
+
+
+def _console(args: argparse.Namespace) -> int:
+    import importlib
+
+    # fluxkit never imports the console statically (it is an optional extra on top of the public API).
+    try:
+        run_console = importlib.import_module("fluxkit_tui.app").run_console
+    except ImportError as exc:
+        print(f"fluxkit console: the console is not installed ({exc}); install fluxkit[tui]", file=sys.stderr)
+        return EXIT_UNREADABLE
+    return run_console(args)
 
 
 def _run_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]  # -> Config, imported lazily
@@ -225,21 +311,85 @@ async def _sim_camera_main(names: dict[str, Any], host: str, port: int, auth: tu
                 print(f"rtsp://{shown}:{bound}/{stream_id}  <- {file}", flush=True)
 
 
-def _storage_check(args: argparse.Namespace) -> int:
+def _sim_device(args: argparse.Namespace) -> int:
+    import trio
+
+    from fluxkit.gb28181.device import DeviceSettings, SimulatedDevice
+    from fluxkit.sim import generate_demo_clip, load_clip
+
+    host, _, port = args.server.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"fluxkit sim-device: --server must be HOST:PORT, got {args.server!r}", file=sys.stderr)
+        return EXIT_NOT_MEDIA
+    try:
+        settings = DeviceSettings(
+            server_host=host.strip("[]"),
+            server_port=int(port),
+            server_id=args.server_id,
+            domain=args.domain,
+            device_id=args.device_id,
+            password=args.password,
+            channels=args.channels,
+            kind=args.kind,
+            transport=args.transport,
+            keepalive_interval=args.keepalive,
+            clip=args.clip,
+            quirks=frozenset(args.quirk),
+            local_host=args.local_host,
+            local_port=args.local_port,
+        )
+    except (TypeError, ValueError) as exc:
+        print(f"fluxkit sim-device: {exc}", file=sys.stderr)
+        return EXIT_NOT_MEDIA
+    try:
+        clip = load_clip(args.clip or generate_demo_clip())
+    except Exception as exc:  # PermanentSourceError and I/O errors: report, do not trace
+        print(f"fluxkit sim-device: {args.clip or 'demo clip'}: {exc}", file=sys.stderr)
+        return EXIT_UNREADABLE
+
+    def report(line: str) -> None:
+        print(line, flush=True)
+
+    device = SimulatedDevice(settings, report=report, clip=clip)
+    print(
+        f"sim-device {settings.device_id} ({settings.kind}, {settings.channels} channel(s)) -> {args.server}",
+        flush=True,
+    )
+    try:
+        trio.run(device.run)
+    except (KeyboardInterrupt, OSError, BaseExceptionGroup) as exc:
+        return _interrupted_or_unbound(f"fluxkit sim-device: {args.local_host}:{args.local_port}", exc)
+    return EXIT_OK
+
+
+def _storage_command(args: argparse.Namespace) -> int:
     import attrs
 
     from fluxkit.config import Config, load_config
     from fluxkit.errors import ConfigError
-    from fluxkit.storage import check_main
+    from fluxkit.storage import check_main, tiers
 
+    action = args.storage_command
     try:
         config = load_config(args.config) if args.config else Config()
     except (ConfigError, OSError) as exc:
-        print(f"fluxkit storage check: {exc}", file=sys.stderr)
+        print(f"fluxkit storage {action}: {exc}", file=sys.stderr)
         return EXIT_NOT_MEDIA
     if args.data_dir:
         config = attrs.evolve(config, video=attrs.evolve(config.video, data_dir=args.data_dir))
-    return check_main(config.video.storage_path)
+    try:
+        settings = tiers.settings_from_config(config)
+    except ConfigError as exc:
+        print(f"fluxkit storage {action}: {exc}", file=sys.stderr)
+        return EXIT_NOT_MEDIA
+    if settings is None:  # plain local storage
+        if action == "check":
+            return check_main(config.video.storage_path)
+        print(f"storage {action}: no [video.storage] policy: local storage only, nothing to {action} "
+              "(its index is reconciled with the files at start-up)")  # fmt: skip
+        return EXIT_OK
+    run = {"check": tiers.check_main, "rebuild": tiers.rebuild_main, "migrate": tiers.migrate_main}[action]
+    return run(settings)
 
 
 def _config_validate(args: argparse.Namespace) -> int:

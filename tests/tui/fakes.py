@@ -1,0 +1,157 @@
+"""`FakeBackend`: deterministic streams, devices, recordings and events for snapshot and latency tests."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from fluxkit_tui.backend import (
+    Channel,
+    Device,
+    EventLine,
+    PtzResult,
+    Recordings,
+    Span,
+    StreamStatus,
+)
+
+T0 = dt.datetime(2026, 1, 2, 3, 4, 0, tzinfo=dt.UTC)
+
+
+def make_jpeg(width: int = 64, height: int = 36) -> bytes:
+    """A small JPEG of four coloured quadrants, made with PyAV."""
+    import av
+    import numpy as np
+
+    image = np.zeros((height, width, 3), dtype=np.uint8)
+    image[: height // 2, : width // 2] = (255, 0, 0)
+    image[: height // 2, width // 2 :] = (0, 255, 0)
+    image[height // 2 :, : width // 2] = (0, 0, 255)
+    image[height // 2 :, width // 2 :] = (255, 255, 0)
+    out = io.BytesIO()
+    with av.open(out, "w", format="image2pipe") as container:
+        stream = container.add_stream("mjpeg", rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+def make_rows(count: int, tick: int = 0) -> list[StreamStatus]:
+    return [
+        StreamStatus(
+            stream_id=f"cam{i:03d}",
+            protocol="rtsp" if i % 3 else "gb28181",
+            codec="h264" if i % 2 else "hevc",
+            width=1920,
+            height=1080,
+            fps=25.0 - (i + tick) % 3,
+            bitrate=2_000_000 + ((i * 7919 + tick * 104729) % 1_000_000),
+            gop=50,
+            losses=(i * tick) % 5,
+            viewers=i % 4,
+            recording="rec" if i % 5 else "-",
+            state="live" if i % 11 else "reconnecting",
+            restarts=0 if i % 11 else 2,
+            frames=1000 * (tick + 1),
+            keyframes=20 * (tick + 1),
+        )
+        for i in range(count)
+    ]
+
+
+class FakeBackend:
+    """Everything in memory; `tick()` moves the statistics on; commands are recorded."""
+
+    description = "fake"
+
+    def __init__(self, streams: int = 3) -> None:
+        self.count = streams
+        self.ticks = 0
+        self.ptz_calls: list[dict[str, Any]] = []
+        self.exports: list[tuple[str, dt.datetime, dt.datetime, float | None]] = []
+        self.jpeg = make_jpeg()
+        self.events_out: asyncio.Queue[EventLine] = asyncio.Queue()
+        self.closed = False
+
+    def tick(self) -> None:
+        self.ticks += 1
+
+    async def start(self) -> None:
+        for i, text in enumerate(("new stream (live)", "live -> reconnecting", "restarted (2)")):
+            self.events_out.put_nowait(
+                EventLine(
+                    time=T0 + dt.timedelta(seconds=i),
+                    kind=("stream", "state", "restart")[i],
+                    stream_id=f"cam{i:03d}",
+                    text=text,
+                )
+            )
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+    async def list_streams(self) -> list[StreamStatus]:
+        return make_rows(self.count, self.ticks)
+
+    async def get_stream(self, stream_id: str) -> dict[str, Any]:
+        return {"stream_id": stream_id, "tracks": [{"kind": "video", "codec": "h264", "width": 1920, "height": 1080}],
+                "source": {"protocol": "rtsp", "source_url": f"rtsp://10.0.0.1/{stream_id}"}}  # fmt: skip
+
+    async def snapshot(self, stream_id: str) -> bytes:
+        return self.jpeg
+
+    async def recordings(self, stream_id: str, start: dt.datetime, end: dt.datetime) -> Recordings:
+        span = (end - start) / 10
+        segments = tuple(
+            Span(start=start + span * i, end=start + span * (i + 1), size=100_000) for i in (0, 1, 2, 5, 6, 7, 8)
+        )
+        gaps = (Span(start=start + span * 3, end=start + span * 5, reason="source lost"),)
+        return Recordings(stream_id=stream_id, start=start, end=end, segments=segments, gaps=gaps)
+
+    async def export(
+        self,
+        stream_id: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        path: Path,
+        *,
+        speed: float | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        self.exports.append((stream_id, start, end, speed))
+        data = b"\0" * 4096
+        path.write_bytes(data)
+        if progress is not None:
+            progress(len(data))
+        return len(data)
+
+    async def devices(self) -> list[Device]:
+        return [
+            Device(device_id="34020000001320000001", online=True, name="gate", channels=(
+                Channel(channel_id="34020000001320000001", name="gate cam", status="ON"),)),
+            Device(device_id="34020000001180000002", online=False, name="nvr", channels=(
+                Channel(channel_id="34020000001310000003", name="hall", status="OFF"),)),
+        ]  # fmt: skip
+
+    async def ptz(
+        self, device_id: str, channel_id: str, command: str, *, speed: int = 128, preset: int | None = None
+    ) -> PtzResult:
+        request: dict[str, Any] = {"channel_id": channel_id, "command": command, "speed": speed}
+        if preset is not None:
+            request["preset"] = preset
+        self.ptz_calls.append({"device_id": device_id, **request})
+        if device_id.endswith("2"):
+            return PtzResult(request=request, status=409, answer=f"device {device_id} is offline")
+        return PtzResult(request=request, status=200, answer='{"status": 200}')
+
+    async def events(self) -> AsyncIterator[EventLine]:
+        while True:
+            yield await self.events_out.get()

@@ -1,0 +1,53 @@
+"""Turn a JPEG snapshot into terminal cells: coloured upper half-blocks, two pixels per cell.
+
+Strategy: PyAV decodes the JPEG and scales it once (swscale, area filter) to at most `columns` x `2 * rows`
+pixels keeping the aspect ratio (a terminal cell is about twice as tall as wide, so two stacked pixels are
+square); each cell is then `▀` with the top pixel as foreground and the bottom one as background. Styles are
+cached by colour pair, so a frame costs one dict lookup per cell.
+"""
+
+from __future__ import annotations
+
+import io
+
+import av
+import numpy as np
+from rich.color import Color
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+
+__all__ = ["decode_jpeg", "halfblock_text"]
+
+
+def decode_jpeg(jpeg: bytes, columns: int, rows: int) -> np.ndarray:
+    """Decode and scale to fit `columns` x `2*rows` pixels; returns an (h, w, 3) uint8 array (h even)."""
+    with av.open(io.BytesIO(jpeg), "r", format="image2pipe") as container:
+        frame = next(container.decode(video=0))
+    width, height = frame.width, frame.height
+    scale = min(columns / width, (2 * rows) / height)
+    out_w = max(1, int(width * scale))
+    out_h = max(2, int(height * scale) // 2 * 2)
+    image: np.ndarray = frame.reformat(width=out_w, height=out_h, format="rgb24").to_ndarray()
+    return image
+
+
+def halfblock_text(image: np.ndarray) -> Text:
+    """Render an (h, w, 3) RGB array as `h // 2` lines of half-blocks."""
+    cache: dict[tuple[int, ...], Style] = {}
+    text = Text(no_wrap=True, overflow="crop")
+    height = image.shape[0] // 2 * 2
+    pairs = image[:height].reshape(height // 2, 2, image.shape[1], 3)
+    for y, (top, bottom) in enumerate(pairs.tolist()):
+        if y:
+            text.append("\n")
+        segments = []
+        for upper, lower in zip(top, bottom, strict=True):
+            key = (*upper, *lower)
+            style = cache.get(key)
+            if style is None:
+                style = cache[key] = Style(color=Color.from_rgb(*upper), bgcolor=Color.from_rgb(*lower))
+            segments.append(Segment("▀", style))
+        for segment in segments:
+            text.append(segment.text, segment.style)
+    return text

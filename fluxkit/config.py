@@ -253,6 +253,95 @@ class ProtocolSettings:
     """UDP and TCP port of the GB28181 SIP server (`--sip-port`); `[video.gb28181] sip_port` overrides it."""
 
 
+BACKEND_TYPES = ("local", "nas", "nvr", "s3")
+STORAGE_POLICIES = ("primary_backup", "multi_replica", "tiered")
+# Fields each backend type needs (`base_path` of a local backend defaults to the recordings directory).
+_BACKEND_REQUIRED = {"local": (), "nas": ("mount_point",), "nvr": ("nvr_url",),
+                     "s3": ("endpoint", "bucket", "access_key", "secret_key")}  # fmt: skip
+# Backends each policy takes: (fewest, most).
+_POLICY_BACKENDS = {"primary_backup": (2, 2), "multi_replica": (2, 64), "tiered": (2, 3)}
+
+
+def _http_url(_inst: object, _attr: attrs.Attribute[Any], value: str) -> None:
+    if value and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+
+
+def _backends(inst: Any, _attr: attrs.Attribute[Any], value: tuple[StorageBackendSettings, ...]) -> None:
+    problems: list[Exception] = []
+    first: dict[str, int] = {}
+    for i, backend in enumerate(value):
+        for name in _BACKEND_REQUIRED.get(backend.type, ()):
+            if not getattr(backend, name):
+                problems.append(_Problem(f"required for {backend.type} backends", subpath=f"[{i}].{name}"))
+        if backend.name in first:
+            problems.append(_Problem(f"duplicate backend name {backend.name!r} (first used by backends"
+                                     f"[{first[backend.name]}])", subpath=f"[{i}].name"))  # fmt: skip
+        else:
+            first[backend.name] = i
+    policy = getattr(inst, "policy", None)
+    if policy in _POLICY_BACKENDS:
+        low, high = _POLICY_BACKENDS[policy]
+        if not low <= len(value) <= high:
+            wanted = f"{low}" if low == high else f"{low} to {high}"
+            problems.append(ValueError(f"policy {policy!r} needs {wanted} backends, not {len(value)}"))
+    elif value and policy is None:
+        problems.append(ValueError("backends are used only with a policy (set video.storage.policy)"))
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ExceptionGroup("invalid backends", problems)
+
+
+def _warm_days(inst: Any, attr: attrs.Attribute[Any], value: float) -> None:
+    _non_negative(inst, attr, value)
+    hot = getattr(inst, "hot_days", None)
+    if isinstance(hot, int | float) and hot >= 0 and value < hot:
+        raise ValueError(f"must not be less than hot_days ({hot}), not {value}")
+
+
+def _quorum(inst: Any, _attr: attrs.Attribute[Any], value: int | None) -> None:
+    if value is None:
+        return
+    backends = getattr(inst, "backends", ())
+    if getattr(inst, "policy", None) != "multi_replica":
+        raise ValueError("quorum applies to the multi_replica policy only")
+    if not 1 <= value <= max(1, len(backends)):
+        raise ValueError(f"must be between 1 and the number of backends ({len(backends)}), not {value}")
+
+
+@attrs.frozen(kw_only=True)
+class StorageBackendSettings:
+    """One `[[video.storage.backends]]` entry: a place recordings are kept; which keys apply depends on `type`."""
+
+    type: str = attrs.field(validator=_one_of(*BACKEND_TYPES))
+    """"local" (a directory), "nas" (a mounted share), "nvr" (an NVR or a central fluxkit over HTTP), "s3"."""
+    name: str = attrs.field(validator=_non_empty)
+    """Unique name; the storage index records every copy by it."""
+    base_path: str = ""
+    """local: the directory (default: the recordings directory); nas: the directory under `mount_point`."""
+    mount_point: str = ""
+    """nas: where the share is mounted (writes are refused while it is not mounted)."""
+    nvr_url: str = attrs.field(default="", validator=_http_url)
+    """nvr: base URL, e.g. http://nvr.example:8080."""
+    auth_token: str = ""
+    """nvr: the NVR's bearer token."""
+    endpoint: str = attrs.field(default="", validator=_http_url)
+    """s3: endpoint URL (AWS, Aliyun OSS, Tencent COS, MinIO, ...)."""
+    bucket: str = ""
+    """s3: bucket."""
+    region: str = "us-east-1"
+    """s3: region."""
+    access_key: str = ""
+    """s3: access key id."""
+    secret_key: str = ""
+    """s3: secret key."""
+    prefix: str = ""
+    """s3: key prefix."""
+    addressing_style: str = attrs.field(default="path", validator=_one_of("path", "virtual"))
+    """s3: "path" (MinIO, SeaweedFS) or "virtual" (bucket in the host name: AWS, OSS, COS)."""
+
+
 @attrs.frozen(kw_only=True)
 class StorageSettings:
     """`[video.storage]`: where and how long recordings are kept."""
@@ -263,6 +352,17 @@ class StorageSettings:
     """Delete recordings older than this many days (fractions allowed); None keeps them until space runs out."""
     max_size_gb: float | None = attrs.field(default=None, validator=_positive)
     """Delete the oldest recordings when they take more than this many GB; None for no size limit."""
+    policy: str | None = attrs.field(default=None, validator=_one_of(*STORAGE_POLICIES))
+    """How recordings are spread over `backends`: "primary_backup", "multi_replica" or "tiered" (hot -> warm ->
+    cold by age); unset: local storage only."""
+    backends: tuple[StorageBackendSettings, ...] = attrs.field(default=(), validator=_backends)
+    """The backends of the policy, in order (primary_backup: primary, backup; tiered: hot, [warm,] cold)."""
+    hot_days: float = attrs.field(default=7.0, validator=_non_negative)
+    """tiered: days (fractions allowed; 0 moves every closed segment) a segment stays on the hot tier."""
+    warm_days: float = attrs.field(default=30.0, validator=_warm_days)
+    """tiered: days after which a segment moves on to the cold tier (not less than `hot_days`)."""
+    quorum: int | None = attrs.field(default=None, validator=_quorum)
+    """multi_replica: copies a write needs to succeed (default: a majority of the backends)."""
 
 
 @attrs.frozen(kw_only=True)

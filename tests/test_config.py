@@ -377,3 +377,109 @@ def test_recording_and_api_python_construction_is_validated() -> None:
         RecordingSettings(segment_duration=1.0, part_duration=5.0)
     with pytest.raises(ValueError, match="printable"):
         ApiSettings(token="bad\ntoken")
+
+
+# -- [video.storage] policy and backends (storage tiers) --------------------------------------------------------
+
+TIERED = """
+[video.storage]
+policy = "tiered"
+hot_days = 0.5
+warm_days = 2
+[[video.storage.backends]]
+type = "local"
+name = "hot"
+[[video.storage.backends]]
+type = "nas"
+name = "warm"
+mount_point = "/mnt/nas"
+[[video.storage.backends]]
+type = "s3"
+name = "cold"
+endpoint = "http://127.0.0.1:9000"
+bucket = "rec"
+access_key = "a"
+secret_key = "b"
+addressing_style = "virtual"
+"""
+
+
+def test_storage_policy_and_backends() -> None:
+    storage = parse_config(TIERED).video.storage
+    assert storage.policy == "tiered"
+    assert [(b.type, b.name) for b in storage.backends] == [("local", "hot"), ("nas", "warm"), ("s3", "cold")]
+    assert (storage.hot_days, storage.warm_days, storage.quorum) == (0.5, 2.0, None)
+    assert storage.backends[2].addressing_style == "virtual"
+    assert parse_config("").video.storage.policy is None  # default: local storage only
+    nvr = parse_config(
+        '[video.storage]\npolicy = "multi_replica"\nquorum = 2\n'
+        '[[video.storage.backends]]\ntype = "local"\nname = "a"\n'
+        '[[video.storage.backends]]\ntype = "nvr"\nname = "central"\nnvr_url = "http://127.0.0.1:8080"\n'
+        'auth_token = "t"\n'
+    ).video.storage
+    assert nvr.quorum == 2
+    assert nvr.backends[1].nvr_url == "http://127.0.0.1:8080"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[video.storage]\npolicy = "raid"\n',
+            ["must be one of 'primary_backup', 'multi_replica', 'tiered', not 'raid' @ $.video.storage.policy"],
+        ),
+        (
+            '[video.storage]\npolicy = "tiered"\n[[video.storage.backends]]\ntype = "ftp"\nname = "x"\n',
+            ["must be one of 'local', 'nas', 'nvr', 's3', not 'ftp' @ $.video.storage.backends[0].type"],
+        ),
+        (
+            '[video.storage]\npolicy = "primary_backup"\n[[video.storage.backends]]\ntype = "s3"\nname = "a"\n'
+            'bucket = "b"\n[[video.storage.backends]]\ntype = "nas"\nname = "a"\n',
+            [
+                "required for s3 backends @ $.video.storage.backends[0].endpoint",
+                "required for s3 backends @ $.video.storage.backends[0].access_key",
+                "required for s3 backends @ $.video.storage.backends[0].secret_key",
+                "required for nas backends @ $.video.storage.backends[1].mount_point",
+                "duplicate backend name 'a' (first used by backends[0]) @ $.video.storage.backends[1].name",
+            ],
+        ),
+        (
+            '[video.storage]\npolicy = "tiered"\n[[video.storage.backends]]\ntype = "local"\nname = "a"\n',
+            ["policy 'tiered' needs 2 to 3 backends, not 1 @ $.video.storage.backends"],
+        ),
+        (
+            '[[video.storage.backends]]\ntype = "local"\nname = "a"\n',
+            ["backends are used only with a policy (set video.storage.policy) @ $.video.storage.backends"],
+        ),
+        (
+            "[video.storage]\nhot_days = 3\nwarm_days = 1\n",
+            ["must not be less than hot_days (3.0), not 1.0 @ $.video.storage.warm_days"],
+        ),
+        ("[video.storage]\nhot_days = -1\n", ["must not be negative, not -1.0 @ $.video.storage.hot_days"]),
+        (
+            '[video.storage]\npolicy = "multi_replica"\nquorum = 3\n[[video.storage.backends]]\ntype = "local"\n'
+            'name = "a"\n[[video.storage.backends]]\ntype = "local"\nname = "b"\n',
+            ["must be between 1 and the number of backends (2), not 3 @ $.video.storage.quorum"],
+        ),
+        (
+            '[video.storage]\npolicy = "tiered"\nquorum = 1\n[[video.storage.backends]]\ntype = "local"\nname = "a"\n'
+            '[[video.storage.backends]]\ntype = "nvr"\nname = "b"\nnvr_url = "ftp://x"\n',
+            [
+                "must be an http:// or https:// URL, not 'ftp://x' @ $.video.storage.backends[1].nvr_url",
+                "quorum applies to the multi_replica policy only @ $.video.storage.quorum",
+            ],
+        ),
+        (
+            '[video.storage]\nhot_days = "7"\n[[video.storage.backends]]\ntype = "local"\nname = "a"\nbogus = 1\n',
+            None,
+        ),
+    ],
+)
+def test_storage_backend_mistakes(text: str, expected: list[str] | None) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    if expected is None:
+        assert "unknown key 'bogus' @ $.video.storage.backends[0].bogus" in info.value.messages
+        assert any(m.endswith("@ $.video.storage.hot_days") for m in info.value.messages)
+    else:
+        assert info.value.messages == expected

@@ -157,7 +157,7 @@ async def plan_export(
             break
     if first_index is None or first_time >= end_us:
         raise NoRecording(f"nothing recorded for {stream_id!r} between {_dt(start_us)} and {_dt(end_us)}")
-    chosen = tuple(segments[first_index:])
+    chosen = tuple([await _localize(storage, seg) for seg in segments[first_index:]])
     gaps = sum(1 for a, b in itertools.pairwise(chosen) if not _contiguous(a, b))
     return ExportPlan(
         stream_id=stream_id,
@@ -168,6 +168,16 @@ async def plan_export(
         first_offset=first_offset,
         gaps=gaps,
     )
+
+
+async def _localize(storage: Any, seg: SegmentRecord) -> SegmentRecord:
+    """The record with a local path: a segment kept only on a remote tier (S3, an NVR) is fetched into the
+    storage's verified read cache first (`fetch_to_cache`, tiered storages only)."""
+    fetch = getattr(storage, "fetch_to_cache", None)
+    if fetch is None or await trio.to_thread.run_sync(os.path.isfile, seg.path):
+        return seg
+    path = await fetch(seg)
+    return attrs.evolve(seg, path=str(path))
 
 
 def _contiguous(a: SegmentRecord, b: SegmentRecord) -> bool:

@@ -3,7 +3,8 @@ hot/warm/cold policies, a spilling batch writer, and the rebuild / migrate / che
 
 `build_storage(TierSettings)` builds the configured policy; the result implements the recorder's
 `StorageBackend` contract (`fluxkit.storage.StorageBackend`), so `open_recorder` records into it unchanged.
-See `_managed` for the ordering that makes moves crash-safe and `_s3` for the S3 details.
+See `_managed` for the ordering that makes moves crash-safe, `_s3` for the S3 details and `_nvr` for the NVR
+HTTP protocol (client `NvrStorage`, server `nvr_routes`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from ._config import build_storage as build_storage
 from ._config import build_store as build_store
 from ._config import check_main as check_main
 from ._config import migrate_main as migrate_main
+from ._config import open_configured_storage as open_configured_storage
 from ._config import rebuild_main as rebuild_main
+from ._config import settings_from_config as settings_from_config
 from ._config import settings_from_dict as settings_from_dict
 from ._index import TierIndex as TierIndex
 from ._managed import INDEX_NAME as INDEX_NAME
@@ -25,6 +28,9 @@ from ._managed import MultiReplicaStorage as MultiReplicaStorage
 from ._managed import PrimaryBackupStorage as PrimaryBackupStorage
 from ._managed import TierCheckReport as TierCheckReport
 from ._managed import TieredStorage as TieredStorage
+from ._nvr import DEFAULT_CHUNK_SIZE as DEFAULT_CHUNK_SIZE
+from ._nvr import NvrStorage as NvrStorage
+from ._nvr import nvr_routes as nvr_routes
 from ._s3 import DEFAULT_PART_SIZE as DEFAULT_PART_SIZE
 from ._s3 import CloudStorage as CloudStorage
 from ._stores import BlobInfo as BlobInfo
@@ -34,6 +40,7 @@ from ._stores import NasStorage as NasStorage
 from ._stores import TierError as TierError
 
 __all__ = [
+    "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_PART_SIZE",
     "INDEX_NAME",
@@ -46,6 +53,7 @@ __all__ = [
     "ManagedStorage",
     "MultiReplicaStorage",
     "NasStorage",
+    "NvrStorage",
     "PrimaryBackupStorage",
     "TierCheckReport",
     "TierError",
@@ -55,6 +63,9 @@ __all__ = [
     "build_store",
     "check_main",
     "migrate_main",
+    "nvr_routes",
+    "open_configured_storage",
     "rebuild_main",
+    "settings_from_config",
     "settings_from_dict",
 ]

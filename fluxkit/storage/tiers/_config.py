@@ -9,9 +9,12 @@ all their state is in the tier index.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -19,10 +22,20 @@ import trio
 from fluxkit.errors import ConfigError
 
 from ._managed import ManagedStorage, MultiReplicaStorage, PrimaryBackupStorage, TieredStorage
+from ._nvr import NvrStorage
 from ._s3 import CloudStorage
 from ._stores import BlobStore, DirStore, NasStorage
 
-__all__ = ["BackendSettings", "TierSettings", "build_storage", "check_main", "migrate_main", "rebuild_main"]
+__all__ = [
+    "BackendSettings",
+    "TierSettings",
+    "build_storage",
+    "check_main",
+    "migrate_main",
+    "open_configured_storage",
+    "rebuild_main",
+    "settings_from_config",
+]
 
 POLICIES = ("primary_backup", "multi_replica", "tiered")
 TYPES = ("local", "nas", "nvr", "s3")
@@ -104,7 +117,11 @@ def build_store(b: BackendSettings) -> BlobStore:
             b.endpoint, b.bucket, region=b.region, access_key=b.access_key, secret_key=b.secret_key,
             prefix=b.prefix, addressing_style=b.addressing_style, name=b.name,
         )  # fmt: skip
-    raise ConfigError([f"backends.{b.name}.type: the nvr backend is not implemented yet"])
+    if b.type == "nvr":
+        if not b.nvr_url:
+            raise ConfigError([f"backends.{b.name}.nvr_url: required for an nvr backend"])
+        return NvrStorage(b.nvr_url, b.auth_token, name=b.name)
+    raise ConfigError([f"backends.{b.name}.type: unknown backend type {b.type!r}"])
 
 
 def build_storage(settings: TierSettings) -> ManagedStorage:
@@ -189,3 +206,61 @@ def settings_from_dict(data: dict[str, object], *, state_dir: str | os.PathLike[
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError([f"video.storage: {exc}"]) from exc
+
+
+#: Directory under the data directory for the tier index, spool, read cache and keyframes.
+STATE_DIR_NAME = "storage-tiers"
+
+
+def settings_from_config(config: Any) -> TierSettings | None:
+    """The tier settings of a loaded `fluxkit.config.Config`, or None when `[video.storage] policy` is unset
+    (plain local storage). A local backend without `base_path` uses the recordings directory."""
+    video = config.video
+    storage = video.storage
+    if storage.policy is None:
+        return None
+    backends = tuple(
+        BackendSettings(
+            type=b.type,
+            name=b.name,
+            base_path=b.base_path or (str(video.storage_path) if b.type == "local" else ""),
+            mount_point=b.mount_point,
+            nvr_url=b.nvr_url,
+            auth_token=b.auth_token,
+            endpoint=b.endpoint,
+            bucket=b.bucket,
+            region=b.region,
+            access_key=b.access_key,
+            secret_key=b.secret_key,
+            prefix=b.prefix,
+            addressing_style=b.addressing_style,
+        )
+        for b in storage.backends
+    )
+    return TierSettings(
+        policy=storage.policy, backends=backends, state_dir=str(video.data_path / STATE_DIR_NAME),
+        hot_days=storage.hot_days, warm_days=storage.warm_days, quorum=storage.quorum,
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def open_configured_storage(config: Any, *, background_interval: float = 30.0) -> AsyncIterator[Any]:
+    """The recording storage a config describes, open: `async with open_configured_storage(config) as storage`.
+
+    Without `[video.storage] policy` it is `LocalStorage(config.video.storage_path)`; with one, the policy's
+    `ManagedStorage` with its background repair / migration / deletion pass (`run_background`) running every
+    `background_interval` seconds inside the context (cancelled on exit).
+    """
+    from fluxkit.storage import LocalStorage
+
+    settings = settings_from_config(config)
+    if settings is None:
+        async with LocalStorage(config.video.storage_path) as local:
+            yield local
+        return
+    async with build_storage(settings) as managed, trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(managed.run_background, interval=background_interval))
+        try:
+            yield managed
+        finally:
+            nursery.cancel_scope.cancel()

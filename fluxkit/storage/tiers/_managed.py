@@ -33,14 +33,15 @@ from fluxkit.storage._model import (
     RecordingQuery,
     SegmentRecord,
     datetime_from_us,
+    parse_segment_name,
     segment_name,
     us_from_datetime,
     validate_stream_id,
 )
-from fluxkit.storage._mux import FinishedSegment
+from fluxkit.storage._mux import FinishedSegment, describe_file, salvage_partial
 
 from ._index import TierIndex
-from ._stores import BlobStore, TierError
+from ._stores import BlobStore, TierError, sha256_file
 
 __all__ = [
     "INDEX_NAME",
@@ -162,6 +163,44 @@ class ManagedStorage:
                     self.down[store.name] = str(exc)
                     _log.warning("storage backend %s unavailable: %s", store.name, exc)
         await self.finish_deletions()
+        await self.salvage_spool()
+
+    def _spool_leftovers(self) -> list[FinishedSegment]:
+        """Segments a crash (or a failed save) left in the spool, cut back to their last complete fragment and
+        described from the file (blocking). Unusable leftovers are removed."""
+        from fluxkit.storage._local import _probe  # PyAV, no decoding: (media µs, frames)
+
+        out: list[FinishedSegment] = []
+        for path in sorted(self.spool.rglob(".*.mp4.partial")):
+            name = path.name[1 : -len(".partial")]
+            start_us = parse_segment_name(name)
+            stream = path.relative_to(self.spool).parts[0]
+            probed = _probe(path) if start_us is not None and salvage_partial(path) else None
+            if start_us is None or probed is None:
+                _log.warning("storage: dropping unusable spool leftover %s", path)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            size, sha, keyframes = describe_file(path)
+            out.append(FinishedSegment(
+                stream_id=stream, partial_path=path, final_path=path.with_name(name), start_us=start_us,
+                media_us=probed[0], size=size, sha256=sha, run_id=-1, frames=probed[1], keyframes=keyframes,
+            ))  # fmt: skip
+        return out
+
+    async def salvage_spool(self) -> int:
+        """Store what a crash left in the spool (segments being written, or whose save failed); returns how many.
+        A segment that still cannot be stored stays in the spool for the next open."""
+        saved = 0
+        for segment in await trio.to_thread.run_sync(self._spool_leftovers):
+            try:
+                await self.save_segment(segment)
+            except OSError as exc:
+                _log.warning("storage: salvaged %s not stored yet: %s", segment.partial_path, exc)
+                continue
+            saved += 1
+            _log.warning("storage: salvaged %s from the spool", segment.final_path.name)
+        return saved
 
     async def aclose(self) -> None:
         if self._own:
@@ -507,8 +546,13 @@ class ManagedStorage:
         """Why a segment with these copies is degraded, or None (override)."""
         return None if len(backends) >= self.wanted_copies else f"{len(backends)} of {self.wanted_copies} copies"
 
-    async def check(self, *, orphans: bool = True, progress: Progress | None = None) -> TierCheckReport:
-        """Ask every backend about every copy the index lists: present, same size, same sha256."""
+    async def check(
+        self, *, orphans: bool = True, progress: Progress | None = None, deep: bool = True
+    ) -> TierCheckReport:
+        """Ask every backend about every copy the index lists: present, same size, same sha256.
+
+        Remote backends report the sha256 stored with the object; with `deep` a local copy (a directory, a NAS) is
+        read and hashed, so silent corruption of the bytes is found too."""
         rows = await self._db(self.index.all_segments)
         copies = await self._db(self.index.all_copies)
         listed: dict[str, dict[str, Any]] = {}
@@ -537,6 +581,14 @@ class ManagedStorage:
                 elif info.size != size or (info.sha256 is not None and info.sha256 != sha):
                     mismatched.append(f"{name}:{key} (index {size} {sha[:12]}, backend {info.size} "
                                       f"{(info.sha256 or '?')[:12]})")  # fmt: skip
+                elif deep and (local := self.stores[name].local_path(key)) is not None:
+                    try:
+                        _n, actual = await trio.to_thread.run_sync(sha256_file, local)
+                    except OSError as exc:
+                        missing.append(f"{name}:{key} ({exc})")
+                        continue
+                    if actual != sha:
+                        mismatched.append(f"{name}:{key} (index sha256 {sha[:12]}, file {actual[:12]})")
             reason = self.degraded_reason(have)
             if reason is not None:
                 degraded.append(f"{key} ({reason})")

@@ -270,3 +270,11 @@ class TierIndex:
                 "INSERT INTO keyframes (stream, time_us, path, au_path) VALUES (?,?,?,?)",
                 (stream, time_us, path, au_path),
             )
+
+    def keyframes(self, stream: str, start_us: int, end_us: int) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(
+                "SELECT stream, time_us, path, au_path FROM keyframes WHERE stream = ? AND time_us >= ? AND time_us < ?"
+                " ORDER BY time_us",
+                (stream, start_us, end_us),
+            ).fetchall()

@@ -322,6 +322,17 @@ class ManagedStorage:
         record: KeyframeRecord = await trio.to_thread.run_sync(_write, limiter=self._db_limiter)
         return record
 
+    async def query_keyframes(self, stream_id: str, start: TimeArg, end: TimeArg) -> list[KeyframeRecord]:
+        """Stored keyframes in [start, end), oldest first (they stay local, see `save_keyframe`)."""
+        validate_stream_id(stream_id)
+        rows = await self._db(self.index.keyframes, stream_id, us_from_datetime(start), us_from_datetime(end))
+        return [KeyframeRecord(stream_id=s, time=datetime_from_us(t), path=p, au_path=a) for s, t, p, a in rows]
+
+    @property
+    def root(self) -> Path:
+        """The local directory this storage writes to first (its state: index, spool, keyframes, cache)."""
+        return self.state_dir
+
     # -- reading -----------------------------------------------------------------------------------------------
 
     def _location(self, key: str, backends: Sequence[str]) -> str:

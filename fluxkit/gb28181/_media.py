@@ -1,0 +1,507 @@
+"""`Gb28181Source`: a channel's live video as an engine `Source` (INVITE, PS over RTP in, BYE).
+
+Strategy: one `run` call is one media session (a "try"); the engine's supervisor restarts it with backoff when
+it raises anything but `PermanentSourceError`, which gives re-INVITE after a device restart, an inactivity
+timeout or a device that is offline for now. A try:
+
+1. takes a media endpoint before the INVITE, so its port can go in the offer: a UDP socket from the platform's
+   port pool (or a slot on the platform's shared port, demultiplexed by SSRC), a TCP listener (tcp-passive: the
+   device connects to us), or just a port number (tcp-active: we connect to the device's port from the answer);
+2. draws a 10-digit SSRC (`Gb28181Platform.new_ssrc`, Appendix F), sends the INVITE with the SDP offer and waits
+   for the answer; the SSRC to expect is the answer's `y=` (devices in another domain pick their own);
+3. receives RTP in batches: UDP through `DatagramReceiver` and a `ReorderBuffer`, TCP through `TcpRtpDeframer`
+   (RFC 4571 or `$`-interleaved, resynchronising). `_MediaSink` locks onto the SSRC: the expected one, or else
+   the first that arrives (Dahua sends 0, Hikvision platforms their own; gb28181.md), switching to the expected
+   one if it shows up later; packets of other SSRCs are dropped and counted;
+4. demuxes PS (`PsOverRtpReceiver`) and publishes frames; the tracks come from the first frames' codecs (the
+   PSM's stream types), and a codec that appears later is added with `update_tracks`;
+5. ends with an error when no packet came for `media_timeout` seconds, the device sent BYE, or the device
+   restarted or went offline (the platform's generation counter for the device moved); leaving the try for any
+   reason sends BYE in a shielded scope and frees the port and the SSRC.
+
+Per-packet work is `parse_rtp`, an SSRC compare, the reorder buffer's in-order fast path and the PS
+depacketizer; datagrams arrive as one list per wake-up (performance.md).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import socket
+from typing import TYPE_CHECKING, Literal
+from urllib.parse import parse_qs, urlsplit
+
+import trio
+
+from fluxkit.engine import PermanentSourceError, Publisher, SourceSession, Track
+from fluxkit.errors import ProtocolError
+from fluxkit.net._udp import DatagramReceiver, bind_udp
+from fluxkit.protocols._media import MediaFrame
+from fluxkit.protocols.manscdp import MansrtspRequest
+from fluxkit.protocols.rtp import ReorderBuffer, RtpPacket, TcpRtpDeframer, parse_rtp
+from fluxkit.protocols.rtp.payload import PsOverRtpReceiver
+from fluxkit.protocols.sdp import build_gb28181_offer, parse_sdp
+
+from ._settings import DeviceNotFoundError, DeviceOfflineError, Gb28181Error
+
+if TYPE_CHECKING:
+    from fluxkit.protocols.sip import Dialog
+
+    from ._platform import Gb28181Platform
+
+__all__ = ["DEFAULT_MAX_TCP_PACKET", "Gb28181Source", "Gb28181SourceError", "SharedMediaPort"]
+
+logger = logging.getLogger("fluxkit.gb28181")
+
+MediaTransport = Literal["udp", "tcp-passive", "tcp-active"]
+_TRANSPORTS = ("udp", "tcp-passive", "tcp-active")
+#: Largest RTP packet accepted on a TCP media connection (GB28181 devices send about 1.4 KB; some up to 8 KB).
+DEFAULT_MAX_TCP_PACKET = 16384
+_TCP_READ = 65536
+_BYE_TIMEOUT = 2.0
+
+
+class Gb28181SourceError(Gb28181Error):
+    """A live session failed in a way a retry may fix (the engine restarts the source)."""
+
+
+class _MediaSink:
+    """RTP packets of one session in, frames to the engine out (see the module docstring, step 3 and 4)."""
+
+    __slots__ = (
+        "expected",
+        "foreign",
+        "last_packet",
+        "locked",
+        "malformed",
+        "packets",
+        "publisher",
+        "receiver",
+        "reorder",
+        "session",
+    )
+
+    def __init__(self, session: SourceSession, *, reorder: bool) -> None:
+        self.session = session
+        self.receiver = PsOverRtpReceiver()
+        self.reorder = ReorderBuffer() if reorder else None
+        self.expected: int | None = None
+        self.locked: int | None = None
+        self.publisher: Publisher | None = None
+        self.last_packet = trio.current_time()
+        self.packets = 0
+        self.malformed = 0
+        self.foreign = 0
+
+    def feed(self, datagrams: list[bytes], now: float) -> None:
+        frames: list[MediaFrame] = []
+        receiver = self.receiver
+        reorder = self.reorder
+        locked = self.locked
+        before = self.packets
+        for data in datagrams:
+            try:
+                packet = parse_rtp(data)
+            except ProtocolError:
+                self.malformed += 1
+                continue
+            ssrc = packet.ssrc
+            if ssrc != locked:
+                if locked is not None and ssrc != self.expected:
+                    self.foreign += 1
+                    continue
+                if locked is not None:
+                    receiver.feed_gap()  # the expected SSRC showed up after we locked onto another
+                locked = self.locked = ssrc
+            self.packets += 1
+            if reorder is None:
+                frames += receiver.feed(packet)
+                continue
+            for item in reorder.push(packet, now):
+                if isinstance(item, RtpPacket):
+                    frames += receiver.feed(item)
+                else:
+                    receiver.feed_gap()
+        if self.packets != before:
+            self.last_packet = now
+        if frames:
+            self._publish(frames)
+
+    def handle_timer(self, now: float) -> None:
+        if self.reorder is None:
+            return
+        frames: list[MediaFrame] = []
+        for item in self.reorder.handle_timer(now):
+            if isinstance(item, RtpPacket):
+                frames += self.receiver.feed(item)
+            else:
+                self.receiver.feed_gap()
+        if frames:
+            self._publish(frames)
+
+    def _publish(self, frames: list[MediaFrame]) -> None:
+        publisher = self.publisher
+        if publisher is None:
+            codecs = list(dict.fromkeys(f.codec for f in frames))
+            publisher = self.publisher = self.session.publish([Track(codec=c) for c in codecs])
+        else:
+            known = {t.codec for t in publisher.tracks}
+            new = [c for c in dict.fromkeys(f.codec for f in frames) if c not in known]
+            if new:
+                publisher.update_tracks([*publisher.tracks, *(Track(codec=c) for c in new)])
+        publisher.send_all(frames)
+
+    def report(self) -> None:
+        if self.publisher is not None and not self.publisher.closed:
+            dropped = self.receiver.statistics().frames_dropped
+            if dropped:
+                self.publisher.report_losses(dropped)
+
+
+class SharedMediaPort:
+    """One UDP port for every UDP stream, demultiplexed by SSRC (ZLMediaKit's single-port mode).
+
+    A packet whose SSRC no session expects goes to the session waiting for its first packet from the packet's
+    source host (a device that sends SSRC 0 or its own), which then keeps that SSRC, provided exactly one such
+    session waits (otherwise the match would be a guess); else it is dropped and counted in `unmatched`.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.port: int = sock.getsockname()[1]
+        self._receiver = DatagramReceiver(sock)
+        self._by_ssrc: dict[int, _MediaSink] = {}
+        self._waiting: dict[_MediaSink, str] = {}  # sinks with no packet yet -> device host
+        self.unmatched = 0
+
+    def attach(self, sink: _MediaSink, ssrc: int | None, host: str) -> None:
+        if ssrc is not None:
+            self._by_ssrc[ssrc] = sink
+        self._waiting[sink] = host
+
+    def detach(self, sink: _MediaSink) -> None:
+        self._waiting.pop(sink, None)
+        for ssrc in [s for s, v in self._by_ssrc.items() if v is sink]:
+            del self._by_ssrc[ssrc]
+
+    async def run(self) -> None:
+        sock = self.sock
+        by_ssrc = self._by_ssrc
+        while True:
+            await trio.lowlevel.wait_readable(sock)
+            now = trio.current_time()
+            batches: dict[_MediaSink, list[bytes]] = {}
+            for _ in range(256):
+                try:
+                    data, addr = sock.recvfrom(65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    continue
+                if len(data) < 12:
+                    self.unmatched += 1
+                    continue
+                ssrc = int.from_bytes(data[8:12], "big")
+                sink = by_ssrc.get(ssrc)
+                if sink is None:
+                    # Only an unambiguous match: one session of that host still waiting for its first packet.
+                    candidates = [s for s, h in self._waiting.items() if h == addr[0] and not s.packets]
+                    if len(candidates) != 1:
+                        self.unmatched += 1
+                        continue
+                    sink = by_ssrc[ssrc] = candidates[0]
+                self._waiting.pop(sink, None)
+                batches.setdefault(sink, []).append(data)
+            for sink, datagrams in batches.items():
+                sink.feed(datagrams, now)
+
+    def close(self) -> None:
+        trio.lowlevel.notify_closing(self.sock)
+        self.sock.close()
+
+
+class Gb28181Source:
+    """The live video of one GB28181 channel (or a playback of the device's recording), as an engine source.
+
+    Args:
+        platform: the serving `Gb28181Platform`.
+        device_id: the device (IPC or NVR) that registered.
+        channel_id: the channel to INVITE (an IPC's own ID, or one of an NVR's catalog entries).
+        transport: "udp", "tcp-passive" (the device connects to our port) or "tcp-active" (we connect to it).
+        playback: (start, end) Unix seconds of the device's recording to play back (`s=Playback`, `u=`, `t=`;
+            history SSRC); None for live. A playback ends (run returns, the stream stops) at MediaStatus 121.
+        speed: playback speed sent with MANSRTSP `Scale` once the session is up (1: nothing sent).
+    """
+
+    def __init__(
+        self,
+        platform: Gb28181Platform,
+        device_id: str,
+        channel_id: str,
+        transport: MediaTransport = "udp",
+        *,
+        playback: tuple[int, int] | None = None,
+        speed: float = 1.0,
+    ) -> None:
+        if transport not in _TRANSPORTS:
+            raise PermanentSourceError(f"unknown GB28181 transport {transport!r}; expected one of {_TRANSPORTS}")
+        self.platform = platform
+        self.device_id = device_id
+        self.channel_id = channel_id
+        self.transport: MediaTransport = transport
+        self.playback = playback
+        self.speed = speed
+        self.last_sink: _MediaSink | None = None
+        self.finished = False
+        self._dialog: Dialog | None = None
+        self._cseq = 0
+
+    @classmethod
+    def from_url(cls, platform: Gb28181Platform, url: str) -> Gb28181Source:
+        """Parse `gb28181://<device_id>/<channel_id>?transport=udp|tcp-passive|tcp-active`.
+
+        The channel defaults to the device itself (an IPC). Raises PermanentSourceError for a malformed URL.
+        """
+        parts = urlsplit(url)
+        device_id = parts.netloc
+        channel_id = parts.path.strip("/") or device_id
+        transport = parse_qs(parts.query).get("transport", ["udp"])[0]
+        ok = parts.scheme == "gb28181" and all(
+            len(x) == 20 and x.isascii() and x.isdigit() for x in (device_id, channel_id)
+        )
+        if not ok:
+            raise PermanentSourceError(f"not a gb28181://<20-digit device>/<20-digit channel> URL: {url!r}")
+        if transport not in _TRANSPORTS:
+            raise PermanentSourceError(f"unknown GB28181 transport {transport!r} in {url!r}")
+        return cls(platform, device_id, channel_id, transport)  # type: ignore[arg-type]
+
+    async def run(self, session: SourceSession) -> None:
+        """One media session (see the module docstring)."""
+        platform = self.platform
+        try:
+            platform._online_device(self.device_id)
+        except (DeviceNotFoundError, DeviceOfflineError) as exc:
+            raise Gb28181SourceError(str(exc)) from None  # it may register later: retry with backoff
+        generation = platform.generation(self.device_id)
+        playback = self.playback
+        ssrc = platform.new_ssrc(live=playback is None)
+        sink = self.last_sink = _MediaSink(session, reorder=self.transport == "udp")
+        sink.expected = int(ssrc)
+        udp_sock: socket.socket | None = None
+        listener: trio.SocketListener | None = None
+        shared = platform.shared_media if self.transport == "udp" else None
+        dialog: Dialog | None = None
+        try:
+            if shared is not None:
+                port = shared.port
+            elif self.transport == "udp":
+                udp_sock = self._bind_udp()
+                port = udp_sock.getsockname()[1]
+            elif self.transport == "tcp-passive":
+                listener = self._listen_tcp()
+                port = listener.socket.getsockname()[1]
+            else:
+                port = 9  # tcp-active: we connect; the offer's port is only a placeholder (RFC 4145 §4.1)
+            offer = build_gb28181_offer(
+                kind="Play" if playback is None else "Playback",
+                origin_id=platform.settings.server_id,
+                address=platform.media_host,
+                port=port,
+                ssrc=ssrc,
+                transport=self.transport,
+                channel_id=None if playback is None else self.channel_id,
+                start=0 if playback is None else playback[0],
+                end=0 if playback is None else playback[1],
+            )
+            response, dialog, bye_received = await platform.invite(
+                self.device_id, self.channel_id, offer.serialize().encode(), ssrc
+            )
+            status = response.status_code
+            if not 200 <= status < 300:
+                if status in (404, 488):
+                    raise PermanentSourceError(f"INVITE {self.device_id}/{self.channel_id} refused: {status}")
+                raise Gb28181SourceError(f"INVITE {self.device_id}/{self.channel_id} refused: {status}")
+            try:
+                answer = parse_sdp(response.body.decode("utf-8", "replace"))
+            except ProtocolError as exc:
+                raise Gb28181SourceError(f"unreadable SDP answer: {exc}") from None
+            if answer.ssrc_int is not None and answer.ssrc_int != 0:
+                sink.expected = answer.ssrc_int
+            media = answer.media[0] if answer.media else None
+            connection = (media.connection if media is not None else None) or answer.connection
+            device = platform.device(self.device_id)
+            fallback = device.address[0] if device is not None else platform.settings.host
+            device_host = connection.address if connection is not None else fallback
+            logger.info(
+                "gb28181 %s/%s: session up over %s, SSRC %s", self.device_id, self.channel_id, self.transport, ssrc
+            )
+            self._dialog = dialog
+            end_of_file = trio.Event()
+            if playback is not None:
+                platform.watch_end_of_file(self.device_id, end_of_file)
+                if self.speed != 1.0:
+                    await self.set_speed(self.speed)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch, bye_received, generation)
+                if playback is not None:
+                    nursery.start_soon(self._until_end_of_file, end_of_file, sink, nursery.cancel_scope)
+                if shared is not None:
+                    shared.attach(sink, sink.expected, device_host)
+                    try:
+                        await self._wait_inactive(sink)
+                    finally:
+                        shared.detach(sink)
+                elif udp_sock is not None:
+                    await self._receive_udp(udp_sock, sink)
+                elif listener is not None:
+                    stream = await self._accept(listener, sink)
+                    await self._receive_tcp(stream, sink)
+                else:
+                    if media is None:
+                        raise Gb28181SourceError("the SDP answer has no m= line to connect to")
+                    with trio.fail_after(platform.settings.media_timeout):
+                        stream = await trio.open_tcp_stream(device_host, media.port)
+                    await self._receive_tcp(stream, sink)
+        except trio.TooSlowError:
+            raise Gb28181SourceError("timed out connecting to the device's media port") from None
+        finally:
+            sink.report()
+            self._dialog = None
+            if playback is not None:
+                platform.watch_end_of_file(self.device_id, end_of_file, add=False)
+            with trio.CancelScope(shield=True):
+                if dialog is not None:
+                    platform.bye(self.device_id, dialog)
+                platform.release_ssrc(ssrc)
+                if udp_sock is not None:
+                    trio.lowlevel.notify_closing(udp_sock)
+                    udp_sock.close()
+                if listener is not None:
+                    await listener.aclose()
+
+    # ---- playback control (MANSRTSP over INFO, Appendix B) ----
+
+    async def set_speed(self, scale: float) -> int:
+        """Change the playback speed (0.25, 0.5, 1, 2, 4; negative = reverse); returns the SIP status."""
+        return await self._control(MansrtspRequest.play(self._next_cseq(), scale=scale))
+
+    async def pause(self) -> int:
+        """Pause the playback; returns the SIP status."""
+        return await self._control(MansrtspRequest.pause(self._next_cseq()))
+
+    async def resume(self) -> int:
+        """Resume a paused playback (`Range: npt=now-`); returns the SIP status."""
+        return await self._control(MansrtspRequest.play(self._next_cseq()))
+
+    async def seek(self, seconds: float) -> int:
+        """Jump to `seconds` from the start of the recording; returns the SIP status."""
+        return await self._control(MansrtspRequest.play(self._next_cseq(), seek=seconds))
+
+    def _next_cseq(self) -> int:
+        self._cseq += 1
+        return self._cseq
+
+    async def _control(self, request: MansrtspRequest) -> int:
+        dialog = self._dialog
+        if dialog is None:
+            raise Gb28181Error("no playback session is up")
+        return await self.platform.info(self.device_id, dialog, request.serialize())
+
+    async def _until_end_of_file(self, event: trio.Event, sink: _MediaSink, scope: trio.CancelScope) -> None:
+        await event.wait()
+        frames = sink.receiver.flush()
+        if frames:
+            sink._publish(frames)
+        self.finished = True
+        logger.info("gb28181 %s/%s: end of the recording (MediaStatus 121)", self.device_id, self.channel_id)
+        scope.cancel()
+
+    async def _watch(self, bye_received: trio.Event, generation: int) -> None:
+        platform = self.platform
+        while True:
+            with trio.move_on_after(0.1):
+                await bye_received.wait()
+                raise Gb28181SourceError("the device ended the session (BYE)")
+            if platform.generation(self.device_id) != generation:
+                raise Gb28181SourceError("the device restarted or went offline")
+
+    def _bind_udp(self) -> socket.socket:
+        platform = self.platform
+        for _ in range(platform.media_port_count()):
+            try:
+                return bind_udp(platform.media_host, platform.next_media_port())
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        raise Gb28181SourceError("no free UDP port in media_port_range")
+
+    def _listen_tcp(self) -> trio.SocketListener:
+        platform = self.platform
+        for _ in range(platform.media_port_count()):
+            sock = socket.socket(socket.AF_INET6 if ":" in platform.media_host else socket.AF_INET)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((platform.media_host, platform.next_media_port()))
+                sock.listen(4)
+            except OSError as exc:
+                sock.close()
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                continue
+            return trio.SocketListener(trio.socket.from_stdlib_socket(sock))
+        raise Gb28181SourceError("no free TCP port in media_port_range")
+
+    async def _wait_inactive(self, sink: _MediaSink) -> None:
+        timeout = self.platform.settings.media_timeout
+        while True:
+            reorder_at = sink.reorder.get_timer() if sink.reorder is not None else None
+            deadline = min(sink.last_packet + timeout, math.inf if reorder_at is None else reorder_at)
+            await trio.sleep_until(deadline)
+            now = trio.current_time()
+            sink.handle_timer(now)
+            if now >= sink.last_packet + timeout:
+                raise Gb28181SourceError(f"no media for {timeout:g} s")
+
+    async def _receive_udp(self, sock: socket.socket, sink: _MediaSink) -> None:
+        receiver = DatagramReceiver(sock)
+        timeout = self.platform.settings.media_timeout
+        reorder = sink.reorder
+        assert reorder is not None
+        while True:
+            reorder_at = reorder.get_timer()
+            deadline = min(sink.last_packet + timeout, math.inf if reorder_at is None else reorder_at)
+            with trio.move_on_at(deadline):
+                batch = await receiver.receive_batch()
+                sink.feed(batch, trio.current_time())
+                continue
+            now = trio.current_time()
+            sink.handle_timer(now)
+            if now >= sink.last_packet + timeout:
+                raise Gb28181SourceError(f"no media for {timeout:g} s")
+
+    async def _accept(self, listener: trio.SocketListener, sink: _MediaSink) -> trio.SocketStream:
+        timeout = self.platform.settings.media_timeout
+        with trio.move_on_after(timeout):
+            stream = await listener.accept()
+            assert isinstance(stream, trio.SocketStream)
+            return stream
+        raise Gb28181SourceError(f"the device did not connect to the media port within {timeout:g} s")
+
+    async def _receive_tcp(self, stream: trio.SocketStream, sink: _MediaSink) -> None:
+        deframer = TcpRtpDeframer(max_packet_size=DEFAULT_MAX_TCP_PACKET)
+        timeout = self.platform.settings.media_timeout
+        try:
+            while True:
+                with trio.move_on_at(sink.last_packet + timeout):
+                    data = await stream.receive_some(_TCP_READ)
+                    if not data:
+                        raise Gb28181SourceError("the device closed the media connection")
+                    sink.feed(deframer.feed(data), trio.current_time())
+                    continue
+                raise Gb28181SourceError(f"no media for {timeout:g} s")
+        except trio.BrokenResourceError:
+            raise Gb28181SourceError("the media connection broke") from None
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()

@@ -1,0 +1,253 @@
+"""The device registry of the GB28181 platform: devices and their channels, persisted in SQLite.
+
+Strategy: the registry is the platform's memory of who registered, from where, over which transport and with
+which charset, and of the catalog each device reported. It lives in memory (dicts of attrs records) for the hot
+paths (keepalives, PTZ lookups, stream starts) and is written through to SQLite on every change that matters
+across a restart (registration, unregistration, online state, catalog); keepalives update memory and are written
+at most every `keepalive_flush` seconds per device, so a thousand cameras beating once a minute cost a few
+writes per second. The database is tiny and local; writes are synchronous (sub-millisecond on a local disk).
+
+Across a restart devices come back with their last known state: the platform gives each one that was online a
+full keepalive window to prove it still is (no false "offline" right after a platform restart, wvp#1868).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import attrs
+
+__all__ = ["ChannelRecord", "DeviceRecord", "DeviceRegistry"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY,
+    online INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    port INTEGER NOT NULL,
+    transport TEXT NOT NULL,
+    charset TEXT,
+    expires INTEGER NOT NULL,
+    registered_at REAL NOT NULL,
+    last_keepalive REAL,
+    name TEXT,
+    manufacturer TEXT,
+    model TEXT,
+    firmware TEXT
+);
+CREATE TABLE IF NOT EXISTS channels (
+    device_id TEXT NOT NULL,
+    channel_id TEXT NOT NULL,
+    name TEXT,
+    status TEXT,
+    manufacturer TEXT,
+    model TEXT,
+    parent_id TEXT,
+    ptz_type INTEGER,
+    PRIMARY KEY (device_id, channel_id)
+);
+"""
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class ChannelRecord:
+    """One channel of a device, from its Catalog.
+
+    Attributes:
+        channel_id: the channel's 20-digit ID (what an INVITE or a PTZ command targets).
+        name: the name decoded to Unicode (GB18030 unless the device says UTF-8).
+        status: "ON" / "OFF" as the device reported it (None when it did not say).
+    """
+
+    channel_id: str
+    name: str | None = None
+    status: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    parent_id: str | None = None
+    ptz_type: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The REST representation."""
+        return {
+            "channel_id": self.channel_id,
+            "name": self.name,
+            "status": self.status,
+            "manufacturer": self.manufacturer,
+            "model": self.model,
+            "parent_id": self.parent_id,
+            "ptz_type": self.ptz_type,
+        }
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class DeviceRecord:
+    """A device as the registry knows it.
+
+    Attributes:
+        device_id: its 20-digit SIP ID.
+        online: registered and keeping alive.
+        address: (host, port) the device's last request came from (replies and requests go there: NAT-aware).
+        transport: "UDP" or "TCP", the SIP transport it registered over.
+        charset: the charset its MANSCDP bodies used (None until one arrived).
+        expires: the registration's lifetime in seconds.
+        registered_at: wall-clock time (Unix seconds) of the last successful REGISTER.
+        last_keepalive: wall-clock time of the last Keepalive (None before the first).
+        name, manufacturer, model, firmware: from DeviceInfo, when queried.
+        channels: the catalog, in the device's order.
+    """
+
+    device_id: str
+    online: bool
+    address: tuple[str, int]
+    transport: str = "UDP"
+    charset: str | None = None
+    expires: int = 3600
+    registered_at: float = 0.0
+    last_keepalive: float | None = None
+    name: str | None = None
+    manufacturer: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    channels: tuple[ChannelRecord, ...] = ()
+
+    def channel(self, channel_id: str) -> ChannelRecord | None:
+        """The channel with this ID, or None."""
+        for channel in self.channels:
+            if channel.channel_id == channel_id:
+                return channel
+        return None
+
+    def to_json(self) -> dict[str, object]:
+        """The REST representation (`GET /api/video/gb28181/devices`)."""
+        return {
+            "device_id": self.device_id,
+            "online": self.online,
+            "address": f"{self.address[0]}:{self.address[1]}",
+            "transport": self.transport,
+            "charset": self.charset,
+            "name": self.name,
+            "manufacturer": self.manufacturer,
+            "model": self.model,
+            "firmware": self.firmware,
+            "registered_at": self.registered_at,
+            "last_keepalive": self.last_keepalive,
+            "channels": [c.to_json() for c in self.channels],
+        }
+
+
+class DeviceRegistry:
+    """Devices and channels, in memory and in an SQLite file (`":memory:"` for none).
+
+    Args:
+        path: the database file; created with its tables when missing.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self._db = sqlite3.connect(str(path), isolation_level=None)  # autocommit: every change is durable at once
+        self._db.executescript(_SCHEMA)
+        self._devices: dict[str, DeviceRecord] = {}
+        for row in self._db.execute(
+            "SELECT device_id, online, host, port, transport, charset, expires, registered_at, last_keepalive,"
+            " name, manufacturer, model, firmware FROM devices ORDER BY rowid"
+        ):
+            device_id = row[0]
+            self._devices[device_id] = DeviceRecord(
+                device_id=device_id,
+                online=bool(row[1]),
+                address=(row[2], int(row[3])),
+                transport=row[4],
+                charset=row[5],
+                expires=int(row[6]),
+                registered_at=float(row[7]),
+                last_keepalive=row[8],
+                name=row[9],
+                manufacturer=row[10],
+                model=row[11],
+                firmware=row[12],
+            )
+        channels: dict[str, list[ChannelRecord]] = {}
+        for row in self._db.execute(
+            "SELECT device_id, channel_id, name, status, manufacturer, model, parent_id, ptz_type FROM channels"
+            " ORDER BY rowid"
+        ):
+            channels.setdefault(row[0], []).append(
+                ChannelRecord(
+                    channel_id=row[1],
+                    name=row[2],
+                    status=row[3],
+                    manufacturer=row[4],
+                    model=row[5],
+                    parent_id=row[6],
+                    ptz_type=row[7],
+                )
+            )
+        for device_id, items in channels.items():
+            if device_id in self._devices:
+                self._devices[device_id] = attrs.evolve(self._devices[device_id], channels=tuple(items))
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+    def get(self, device_id: str) -> DeviceRecord | None:
+        """The device, or None."""
+        return self._devices.get(device_id)
+
+    def all(self) -> list[DeviceRecord]:
+        """Every device, in first-registration order."""
+        return list(self._devices.values())
+
+    def put(self, device: DeviceRecord, *, persist: bool = True) -> None:
+        """Insert or replace a device's own fields (not its channels; see `set_channels`)."""
+        self._devices[device.device_id] = device
+        if persist:
+            self._db.execute(
+                "INSERT INTO devices (device_id, online, host, port, transport, charset, expires, registered_at,"
+                " last_keepalive, name, manufacturer, model, firmware) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, host=excluded.host,"
+                " port=excluded.port, transport=excluded.transport, charset=excluded.charset,"
+                " expires=excluded.expires, registered_at=excluded.registered_at,"
+                " last_keepalive=excluded.last_keepalive, name=excluded.name, manufacturer=excluded.manufacturer,"
+                " model=excluded.model, firmware=excluded.firmware",
+                (
+                    device.device_id,
+                    int(device.online),
+                    device.address[0],
+                    device.address[1],
+                    device.transport,
+                    device.charset,
+                    device.expires,
+                    device.registered_at,
+                    device.last_keepalive,
+                    device.name,
+                    device.manufacturer,
+                    device.model,
+                    device.firmware,
+                ),
+            )
+
+    def set_channels(self, device_id: str, channels: tuple[ChannelRecord, ...]) -> None:
+        """Replace a device's catalog (in memory and on disk)."""
+        device = self._devices.get(device_id)
+        if device is None:
+            return
+        self._devices[device_id] = attrs.evolve(device, channels=channels)
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM channels WHERE device_id = ?", (device_id,))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO channels (device_id, channel_id, name, status, manufacturer, model,"
+                " parent_id, ptz_type) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (device_id, c.channel_id, c.name, c.status, c.manufacturer, c.model, c.parent_id, c.ptz_type)
+                    for c in channels
+                ],
+            )
+
+    def remove(self, device_id: str) -> None:
+        """Forget a device and its channels."""
+        self._devices.pop(device_id, None)
+        self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+        self._db.execute("DELETE FROM channels WHERE device_id = ?", (device_id,))

@@ -26,6 +26,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
@@ -57,6 +58,8 @@ INDEX_NAME = "index.sqlite3"
 RESERVE_NAME = ".fluxkit-reserve"
 #: Default size of the reserve: room for the index's WAL while retention deletes on a full disk.
 DEFAULT_RESERVE_BYTES = 4 * 1024 * 1024
+#: Below this much free space, opening the storage releases the reserve first (see `LocalStorage.open`).
+MIN_FREE_TO_OPEN = 1024 * 1024
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -202,6 +205,16 @@ class LocalStorage:
 
         def _open() -> CheckReport | None:
             self.root.mkdir(parents=True, exist_ok=True)
+            # SQLite maps its WAL index (`-shm`) into memory; on a full file system a page of that file may have
+            # no block behind it and touching it kills the process with SIGBUS (seen in the loop-mounted
+            # disk-full test). Opening on a (nearly) full disk therefore first gives up the reserve.
+            if (
+                shutil.disk_usage(self.root).free < max(self.reserve_bytes, MIN_FREE_TO_OPEN)
+                and self._release_reserve()
+            ):
+                _log.warning(
+                    "disk nearly full: released the %d-byte reserve before opening the index", self.reserve_bytes
+                )
             self._index = SegmentIndex(self.root / INDEX_NAME)
             report = reconcile(self.root, self._index) if self._reconcile else None
             self._make_reserve()

@@ -22,14 +22,18 @@ import attrs
 import trio
 
 from fluxkit.api import TOKEN_FILE_NAME, ApiServices, ensure_token, serve_api
+from fluxkit.config import StreamSettings
 from fluxkit.engine import open_engine
+from fluxkit.gb28181 import Gb28181Platform, PlatformSettings, gb28181_routes
+from fluxkit.gb28181.device import DeviceSettings, SimulatedDevice
 from fluxkit.keyframes import Keyframe, SnapshotService
 from fluxkit.net.rtmp_server import serve_rtmp
 from fluxkit.net.rtsp_server import serve_rtsp
 from fluxkit.net.rtsp_source import RtspSource
 from fluxkit.sources import SourceFactory, UnsupportedProtocol, make_source_factory
-from fluxkit.storage import LocalStorage, open_recorder
 from fluxkit.storage import RecordingSettings as RecorderSettings
+from fluxkit.storage import StorageBackend, open_recorder
+from fluxkit.storage.tiers import nvr_routes, open_configured_storage
 
 if TYPE_CHECKING:
     from fluxkit.config import Config
@@ -63,7 +67,7 @@ class RunningFluxkit:
     stream_ids: tuple[str, ...]
     api_url: str | None = None
     api_token: str | None = None
-    storage: LocalStorage | None = None
+    storage: StorageBackend | None = None
 
 
 def _recorder_settings(config: Config) -> RecorderSettings:
@@ -139,12 +143,78 @@ def _api_token(data_dir: Path) -> str:
     return token
 
 
+#: Password of the simulated GB28181 cameras of `--demo` when `[video.gb28181] password` is not set.
+DEMO_GB28181_PASSWORD = "fluxkit-demo"
+#: How many simulated GB28181 cameras `--demo` registers.
+DEMO_GB28181_CAMERAS = 1
+
+
+async def _serve_gb28181(
+    engine: VideoEngine, config: Config, demo: bool, *, task_status: trio.TaskStatus[Gb28181Platform]
+) -> None:
+    """The GB28181 platform: SIP on UDP and TCP at `sip_port`, the device registry in `<data_dir>/gb28181.sqlite3`."""
+    video = config.video
+    gb = video.gb28181
+    settings = PlatformSettings(
+        server_id=gb.server_id,
+        domain=gb.domain,
+        password=gb.password if gb.password is not None or not demo else DEMO_GB28181_PASSWORD,
+        host=video.protocols.host,
+        sip_port=video.sip_port,
+        media_port_range=gb.media_port_range,
+    )
+    video.data_path.mkdir(parents=True, exist_ok=True)
+    platform = Gb28181Platform(engine, settings, rng=random.Random(), registry_path=video.data_path / "gb28181.sqlite3")
+    try:
+        await platform.serve(task_status=task_status)
+    finally:
+        platform.close()
+
+
+async def _run_demo_gb28181_cameras(
+    engine: VideoEngine,
+    platform: Gb28181Platform,
+    source_factory: SourceFactory,
+    *,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
+    """Simulated GB28181 cameras that register to our own platform; their live video becomes streams gbN."""
+    settings = platform.settings
+    stream_ids: list[str] = []
+    async with trio.open_nursery() as nursery:
+        for i in range(1, DEMO_GB28181_CAMERAS + 1):
+            device = SimulatedDevice(
+                DeviceSettings(
+                    server_host="127.0.0.1",
+                    server_port=platform.sip_port,
+                    server_id=settings.server_id,
+                    domain=settings.domain,
+                    device_id=f"{settings.domain}13200{i:05d}",
+                    password=settings.password or DEMO_GB28181_PASSWORD,
+                    name=f"fluxkit demo GB28181 camera {i}",
+                ),
+                rng=random.Random(i),
+            )
+            await nursery.start(device.run)
+            with trio.move_on_after(10):
+                await device.wait_registered()
+            url = f"gb28181://{device.settings.device_id}/{device.channel_ids[0]}?transport=udp"
+            stream_id = f"gb{i}"
+            engine.add_source(stream_id, source_factory(StreamSettings(stream_id=stream_id, protocol="gb28181",
+                                                                       source_url=url)))  # fmt: skip
+            stream_ids.append(stream_id)
+            log.info(
+                "demo GB28181 camera %s registered; its live video is stream %s", device.settings.device_id, stream_id
+            )
+        task_status.started(stream_ids)
+
+
 async def _run_recorder(recorder: AbstractAsyncContextManager[object]) -> None:
     async with recorder:
         await trio.sleep_forever()
 
 
-def _snapshot_service(engine: VideoEngine, storage: LocalStorage, config: Config) -> SnapshotService:
+def _snapshot_service(engine: VideoEngine, storage: StorageBackend, config: Config) -> SnapshotService:
     keyframe = config.video.keyframe
 
     async def store(stream_id: str, frame: Keyframe, jpeg: bytes) -> None:
@@ -183,13 +253,20 @@ async def run_fluxkit(
     # the engine's sources go first, instead of seeing their cameras vanish and reconnecting.
     async with trio.open_nursery() as cameras:
         camera_port = await cameras.start(_serve_demo_cameras, DEMO_CAMERAS) if demo else None
-        async with open_engine() as engine, LocalStorage(video.storage_path) as storage, trio.open_nursery() as nursery:
+        async with (
+            open_engine() as engine,
+            open_configured_storage(config) as storage,
+            trio.open_nursery() as nursery,
+        ):
             listeners = await nursery.start(partial(serve_rtsp, engine, host, video.protocols.rtsp_port))
             rtsp_url = _url("rtsp", host, listeners[0].socket.getsockname()[1])
             rtmp_listeners = await nursery.start(partial(serve_rtmp, engine, host, video.protocols.rtmp_port))
             rtmp_port = rtmp_listeners[0].socket.getsockname()[1]
             log.info("RTMP ingest: push to %s/live/<stream_key>", _url("rtmp", host, rtmp_port))
-            source_factory = make_source_factory()
+            platform = None
+            if video.gb28181.enabled or demo:
+                platform = await nursery.start(_serve_gb28181, engine, config, demo)
+            source_factory = make_source_factory(gb28181_platform=platform)
             if video.recording.enabled:
                 recorder = open_recorder(engine, storage, _recorder_settings(config))
                 nursery.start_soon(_run_recorder, recorder)
@@ -201,18 +278,27 @@ async def run_fluxkit(
             api_url = token = None
             if video.api.enabled:
                 token = video.api.token or await trio.to_thread.run_sync(_api_token, video.data_path)
+                routes = tuple(nvr_routes(storage)) if video.storage.serve_nvr else ()
+                if platform is not None:
+                    routes += tuple(gb28181_routes(platform))
                 services = ApiServices(
-                    engine=engine, storage=storage, snapshots=snapshots, token=token, source_factory=source_factory
+                    engine=engine,
+                    storage=storage,
+                    snapshots=snapshots,
+                    token=token,
+                    source_factory=source_factory,
+                    extra_routes=routes,
                 )
                 api_port = await nursery.start(serve_api, services, host, video.protocols.api_port)
                 api_url = _url("http", host, api_port)
                 log.info("REST API at %s/api/video/streams (token in %s)", api_url, video.data_path / "api-token")
             stream_ids = _add_sources(engine, config, camera_port, source_factory)
+            if demo and platform is not None:
+                stream_ids += await nursery.start(_run_demo_gb28181_cameras, engine, platform, source_factory)
             for stream_id in stream_ids:
                 log.info("stream %s: play it at %s/%s", stream_id, rtsp_url, stream_id)
             if not stream_ids:
                 log.warning("no streams configured: add [[video.streams]] to the config file, or run with --demo")
-            log.info("not started yet: GB28181 SIP (port %d): a later milestone", video.sip_port)
             nursery.start_soon(_report_statistics, engine, stats_interval)
             running = RunningFluxkit(
                 engine=engine, rtsp_url=rtsp_url, stream_ids=tuple(stream_ids), api_url=api_url, api_token=token,

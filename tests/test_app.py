@@ -40,7 +40,9 @@ def _free_port() -> int:
 
 
 def _config(tmp_path: Path, *streams: StreamSettings) -> Config:
-    protocols = ProtocolSettings(rtsp_port=_free_port(), api_port=_free_port(), rtmp_port=_free_port())
+    protocols = ProtocolSettings(
+        rtsp_port=_free_port(), api_port=_free_port(), rtmp_port=_free_port(), sip_port=_free_port()
+    )
     recording = RecordingSettings(segment_duration=2.0, part_duration=0.5)
     keyframe = KeyframeSettings(interval_seconds=1.0)
     return Config(
@@ -57,7 +59,7 @@ async def test_demo_streams_are_ingested_and_playable_with_ffmpeg(tmp_path: Path
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             running: RunningFluxkit = await nursery.start(partial(run_fluxkit, _config(tmp_path), demo=True))
-            assert running.stream_ids == ("demo1", "demo2")
+            assert running.stream_ids == ("demo1", "demo2", "gb1")
             out = tmp_path / "demo1.mkv"
             url = f"{running.rtsp_url}/demo1"
             args = [
@@ -96,7 +98,7 @@ async def test_a_camera_that_refuses_does_not_stop_the_others(tmp_path: Path) ->
             running: RunningFluxkit = await nursery.start(
                 partial(run_fluxkit, _config(tmp_path, dead, skipped), demo=True)
             )
-            assert running.stream_ids == ("demo1", "demo2", "dead")
+            assert running.stream_ids == ("demo1", "demo2", "dead", "gb1")
             events = running.engine.events()
             while True:
                 event = await events.receive()
@@ -115,7 +117,8 @@ async def test_a_camera_that_refuses_does_not_stop_the_others(tmp_path: Path) ->
 def test_run_command_stops_cleanly_after_its_duration(tmp_path: Path) -> None:
     port = _free_port()
     args = [sys.executable, "-m", "fluxkit", "run", "--demo", "--duration", "4", "--rtsp-port", str(port)]
-    args += ["--api-port", str(_free_port()), "--rtmp-port", str(_free_port()), "--data-dir", str(tmp_path)]
+    args += ["--api-port", str(_free_port()), "--rtmp-port", str(_free_port()), "--sip-port", str(_free_port())]
+    args += ["--data-dir", str(tmp_path)]
     result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert f"play it at rtsp://127.0.0.1:{port}/demo1" in result.stderr
@@ -163,6 +166,13 @@ async def test_demo_streams_are_recorded_snapshotted_and_served_by_the_api(tmp_p
                 snapshot = await api.get("/api/video/streams/demo2/snapshot")
                 assert snapshot.status_code == 200
                 assert snapshot.headers["content-type"] == "image/jpeg"
+                devices = (await api.get("/api/video/gb28181/devices")).json()["devices"]
+                assert [d["online"] for d in devices] == [True]
+                ptz = await api.post(
+                    f"/api/video/gb28181/devices/{devices[0]['device_id']}/ptz",
+                    json={"channel_id": devices[0]["channels"][0]["channel_id"], "command": "left", "speed": 64},
+                )
+                assert ptz.status_code == 200, ptz.text
                 wrong = await api.get("/api/video/streams", headers={"Authorization": "Bearer wrong"})
                 assert wrong.status_code == 401
             nursery.cancel_scope.cancel()

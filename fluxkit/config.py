@@ -363,6 +363,9 @@ class StorageSettings:
     """tiered: days after which a segment moves on to the cold tier (not less than `hot_days`)."""
     quorum: int | None = attrs.field(default=None, validator=_quorum)
     """multi_replica: copies a write needs to succeed (default: a majority of the backends)."""
+    serve_nvr: bool = False
+    """Act as the NVR of other fluxkits: serve the NVR protocol (`/api/v1/recordings`) on the REST API, storing
+    what edge fluxkits upload (with their `type = "nvr"` backend) in this fluxkit's storage."""
 
 
 @attrs.frozen(kw_only=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from fluxkit.engine import StreamPublished, StreamStopped, Timeline, Track, VideoEngine
+from fluxkit.engine import StreamNotFoundError, StreamPublished, StreamStopped, Timeline, Track, VideoEngine
 
 from ._local import StorageBackend, is_disk_error
 from ._model import RecordingFailed, RecordingResumed, RecordingSettings, SegmentRecord, validate_stream_id
@@ -373,7 +373,13 @@ class Recorder:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(worker.write)
-                await worker.read()
+                try:
+                    await worker.read()
+                except StreamNotFoundError:
+                    # Stopped between its StreamPublished event and our subscription: nothing to record. Close the
+                    # channel (the reader never entered it) so the writer ends too.
+                    _log.info("stream %r stopped before recording began", worker.stream_id)
+                    await worker.send.aclose()
         finally:
             if self.active.get(worker.stream_id) is worker:
                 del self.active[worker.stream_id]

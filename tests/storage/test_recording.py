@@ -282,3 +282,24 @@ def test_kill_9_loses_at_most_one_part(tmp_path: Path) -> None:
         frames += seg.frames
     lost_seconds = (sent + 1 - frames) * 0.04
     assert lost_seconds <= SETTINGS.part_duration + 0.6  # one part, plus frames still queued at the kill
+
+
+@pytest.mark.trio
+async def test_a_stream_stopped_before_the_recorder_subscribes_is_skipped(tmp_path: Path) -> None:
+    tracks, frames = build("h264", frames=25, gop=25)
+    with trio.fail_after(20):
+        async with open_engine() as engine, LocalStorage(tmp_path) as storage:
+            async with open_recorder(engine, storage, SETTINGS) as recorder:
+                engine.publish_stream("flash", tracks)
+                engine.stop_stream("flash")  # gone before the recorder reacts to StreamPublished
+                await trio.sleep(0.1)
+                await recorder.wait_idle()
+                publisher = engine.publish_stream("cam1", tracks)  # the recorder still works
+                for frame in frames:
+                    publisher.send(frame)
+                    await trio.sleep(0.001)
+                publisher.close()
+                await trio.sleep(0.1)
+                await recorder.wait_idle()
+            result = await storage.query_segments("cam1", 0, 4e9)
+    assert sum(s.frames for s in result.segments) == 25

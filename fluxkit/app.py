@@ -30,6 +30,7 @@ from fluxkit.keyframes import Keyframe, SnapshotService
 from fluxkit.net.rtmp_server import serve_rtmp
 from fluxkit.net.rtsp_server import serve_rtsp
 from fluxkit.net.rtsp_source import RtspSource
+from fluxkit.net.whip import open_whip_service, whip_routes
 from fluxkit.sources import SourceFactory, UnsupportedProtocol, make_source_factory
 from fluxkit.storage import RecordingSettings as RecorderSettings
 from fluxkit.storage import StorageBackend, open_recorder
@@ -256,6 +257,7 @@ async def run_fluxkit(
         async with (
             open_engine() as engine,
             open_configured_storage(config) as storage,
+            open_whip_service(engine) as whip,
             trio.open_nursery() as nursery,
         ):
             listeners = await nursery.start(partial(serve_rtsp, engine, host, video.protocols.rtsp_port))
@@ -281,6 +283,7 @@ async def run_fluxkit(
                 routes = tuple(nvr_routes(storage)) if video.storage.serve_nvr else ()
                 if platform is not None:
                     routes += tuple(gb28181_routes(platform))
+                routes += tuple(whip_routes(whip))  # WHIP ingest: POST an SDP offer to /api/video/whip/<stream_id>
                 services = ApiServices(
                     engine=engine,
                     storage=storage,

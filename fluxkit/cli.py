@@ -199,7 +199,8 @@ def _console(args: argparse.Namespace) -> int:
     except ImportError as exc:
         print(f"fluxkit console: the console is not installed ({exc}); install fluxkit[tui]", file=sys.stderr)
         return EXIT_UNREADABLE
-    return run_console(args)
+    status: int = run_console(args)
+    return status
 
 
 def _run_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]  # -> Config, imported lazily

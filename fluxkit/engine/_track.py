@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
+from fluxkit.errors import ProtocolError
 from fluxkit.protocols._media import AUDIO_CODECS
+from fluxkit.protocols.nalu import h264_nal_type, h265_nal_type, parse_sps
+
+_SPS_TYPE = {"h264": 7, "hevc": 33}
+_PARAMETER_SET_TYPES = {"h264": frozenset({7, 8}), "hevc": frozenset({32, 33, 34})}
+
+
+def nal_type(codec: str, nal: bytes) -> int:
+    return h264_nal_type(nal) if codec == "h264" else h265_nal_type(nal)
+
 
 __all__ = ["Track"]
 
@@ -44,6 +55,24 @@ class Track:
     channels: int | None = attrs.field(default=None, validator=_positive_or_none)
     parameter_sets: tuple[bytes, ...] = ()
     extradata: bytes = b""
+
+    @classmethod
+    def for_video(cls, codec: str, nals: Sequence[bytes]) -> Track:
+        """An H.264/H.265 track from NAL units (an access unit's or an SDP's): size and rate from the first SPS
+        that parses, parameter sets (VPS/SPS/PPS) kept; other NAL units are ignored."""
+        sets = tuple(bytes(n) for n in nals if n and nal_type(codec, n) in _PARAMETER_SET_TYPES[codec])
+        width = height = None
+        fps = None
+        for nal in sets:
+            if nal_type(codec, nal) == _SPS_TYPE[codec]:
+                try:
+                    info = parse_sps(codec, nal)
+                except ProtocolError:
+                    continue
+                width, height = info.width or None, info.height or None
+                fps = info.fps if info.fps and info.fps > 0 else None
+                break
+        return cls(codec=codec, clock_rate=90000, width=width, height=height, fps=fps, parameter_sets=sets)
 
     @property
     def kind(self) -> str:

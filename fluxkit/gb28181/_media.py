@@ -39,6 +39,7 @@ from fluxkit.errors import ProtocolError
 from fluxkit.net._udp import DatagramReceiver, bind_udp
 from fluxkit.protocols._media import MediaFrame
 from fluxkit.protocols.manscdp import MansrtspRequest
+from fluxkit.protocols.nalu import split_annexb
 from fluxkit.protocols.rtp import ReorderBuffer, RtpPacket, TcpRtpDeframer, parse_rtp
 from fluxkit.protocols.rtp.payload import PsOverRtpReceiver
 from fluxkit.protocols.sdp import build_gb28181_offer, parse_sdp
@@ -143,13 +144,13 @@ class _MediaSink:
     def _publish(self, frames: list[MediaFrame]) -> None:
         publisher = self.publisher
         if publisher is None:
-            codecs = list(dict.fromkeys(f.codec for f in frames))
-            publisher = self.publisher = self.session.publish([Track(codec=c) for c in codecs])
+            tracks = _tracks_of(frames)
+            publisher = self.publisher = self.session.publish(tracks)
         else:
             known = {t.codec for t in publisher.tracks}
-            new = [c for c in dict.fromkeys(f.codec for f in frames) if c not in known]
+            new = [t for t in _tracks_of(frames) if t.codec not in known]
             if new:
-                publisher.update_tracks([*publisher.tracks, *(Track(codec=c) for c in new)])
+                publisher.update_tracks([*publisher.tracks, *new])
         publisher.send_all(frames)
 
     def report(self) -> None:
@@ -157,6 +158,18 @@ class _MediaSink:
             dropped = self.receiver.statistics().frames_dropped
             if dropped:
                 self.publisher.report_losses(dropped)
+
+
+def _tracks_of(frames: list[MediaFrame]) -> list[Track]:
+    """One track per codec; video tracks carry size, rate and parameter sets from their first keyframe's SPS."""
+    first: dict[str, MediaFrame] = {}
+    for frame in frames:
+        if frame.codec not in first or (frame.keyframe and not first[frame.codec].keyframe):
+            first[frame.codec] = frame
+    return [
+        Track.for_video(codec, split_annexb(frame.data)) if codec in ("h264", "hevc") else Track(codec=codec)
+        for codec, frame in first.items()
+    ]
 
 
 class SharedMediaPort:

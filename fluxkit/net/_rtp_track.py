@@ -25,7 +25,6 @@ import logging
 from fluxkit.engine import Track
 from fluxkit.errors import ProtocolError
 from fluxkit.protocols import MediaFrame
-from fluxkit.protocols.nalu import parse_sps
 from fluxkit.protocols.rtp import (
     ReorderBuffer,
     ReportBlock,
@@ -97,26 +96,9 @@ def sdp_parameter_sets(track: RtspTrack) -> list[bytes]:
     return [nal for name in ("sprop-vps", "sprop-sps", "sprop-pps") for nal in _b64_list(track.fmtp_param(name))]
 
 
-def _is_sps(codec: str, nal: bytes) -> bool:
-    return (nal[0] & 0x1F) == 7 if codec == "h264" else ((nal[0] >> 1) & 0x3F) == 33
-
-
 def video_track(codec: str, parameter_sets: list[bytes] | tuple[bytes, ...]) -> Track:
     """An engine `Track` for H.264/H.265 with the picture size and rate from the first readable SPS."""
-    width = height = None
-    fps = None
-    for nal in parameter_sets:
-        if nal and _is_sps(codec, nal):
-            try:
-                info = parse_sps(codec, nal)
-            except ProtocolError:
-                continue
-            width, height = info.width or None, info.height or None
-            fps = info.fps if info.fps and info.fps > 0 else None
-            break
-    return Track(
-        codec=codec, clock_rate=90000, width=width, height=height, fps=fps, parameter_sets=tuple(parameter_sets)
-    )
+    return Track.for_video(codec, parameter_sets)
 
 
 def _int_param(track: RtspTrack, name: str, default: int | None) -> int | None:

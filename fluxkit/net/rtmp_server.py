@@ -39,7 +39,6 @@ import trio
 from fluxkit.engine import StreamNotFoundError, Track
 from fluxkit.errors import FluxkitError, LocalProtocolError, ProtocolError
 from fluxkit.protocols.flv import FlvDemuxer
-from fluxkit.protocols.nalu import parse_sps
 from fluxkit.protocols.rtmp import (
     DEFAULT_MAX_MESSAGE_SIZE,
     NEED_DATA,
@@ -102,21 +101,7 @@ def tracks_from_demuxer(demuxer: FlvDemuxer) -> list[Track]:
     tracks: list[Track] = []
     video = demuxer.video_config
     if video is not None:
-        width = height = None
-        fps: float | None = None
-        sps_type = 33 if video.codec == "hevc" else 7
-        for nal in video.parameter_sets:
-            nal_type = (nal[0] >> 1) & 0x3F if video.codec == "hevc" else nal[0] & 0x1F
-            if nal_type == sps_type:
-                try:
-                    info = parse_sps(video.codec, nal)
-                except ProtocolError:
-                    break
-                width, height, fps = info.width or None, info.height or None, info.fps or None
-                break
-        tracks.append(
-            Track(codec=video.codec, width=width, height=height, fps=fps, parameter_sets=video.parameter_sets)
-        )
+        tracks.append(Track.for_video(video.codec, video.parameter_sets))
     if demuxer.audio_codec == "aac" and demuxer.audio_config is not None:
         config = demuxer.audio_config
         tracks.append(

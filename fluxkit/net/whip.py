@@ -38,7 +38,7 @@ import contextlib
 import hmac
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -57,15 +57,11 @@ from fluxkit.engine import (
     Track,
     VideoEngine,
 )
-from fluxkit.errors import FluxkitError, ProtocolError
+from fluxkit.errors import FluxkitError
 from fluxkit.protocols import MediaFrame
 from fluxkit.protocols.nalu import (
     H264_NAL_IDR,
-    H264_NAL_PPS,
-    H264_NAL_SPS,
-    h264_nal_type,
     nal_types,
-    parse_sps,
     split_annexb,
 )
 
@@ -168,7 +164,7 @@ class _Session:
                 self._request_keyframe()
                 return
             try:
-                self.publisher = session.publish([_video_track(split_annexb(data))])
+                self.publisher = session.publish([Track.for_video("h264", split_annexb(data))])
             except trio.ClosedResourceError:
                 return
         frame = MediaFrame(codec="h264", data=data, pts=timestamp, dts=None, keyframe=key)
@@ -219,21 +215,6 @@ class _Session:
             self.publisher = None
             with trio.CancelScope(shield=True):
                 await self.service._close_session(self)
-
-
-def _video_track(nals: Sequence[bytes]) -> Track:
-    sps = [n for n in nals if h264_nal_type(n) == H264_NAL_SPS]
-    pps = [n for n in nals if h264_nal_type(n) == H264_NAL_PPS]
-    width = height = None
-    fps = None
-    if sps:
-        try:
-            info = parse_sps("h264", sps[0])
-        except ProtocolError:
-            pass
-        else:
-            width, height, fps = info.width, info.height, info.fps
-    return Track(codec="h264", width=width, height=height, fps=fps, parameter_sets=tuple(sps[:1] + pps[:1]))
 
 
 class _SessionSource:

@@ -19,6 +19,20 @@ timeout or a device that is offline for now. A try:
    restarted or went offline (the platform's generation counter for the device moved); leaving the try for any
    reason sends BYE in a shielded scope and frees the port and the SSRC.
 
+Playback timestamps (`_Restamper`). A device playing its recording at Scale N sends N times faster but leaves
+the timestamps on the recording's clock (gb28181.md, wvp#797), and a seek makes them jump. The engine stream of a
+playback is a live stream like any other (recorded by wall clock, re-streamed to players that pace by pts), so it
+carries timestamps on the receiving clock: between two control changes, engine time advances by device time
+advance / |Scale|, i.e. as fast as the frames arrive (a 4x playback of 10 s of recording is a 2.5 s stream whose
+frames are 10 ms apart at 25 fps); PTS-DTS offsets are divided the same way. The mapping is affine and re-anchored
+at the last frame whenever the speed changes (`set_speed` answered 200; the speed given to the constructor
+applies from the first frame), and after a seek, a jump of more than `_JUMP_LIMIT` forwards or a step back of more
+than `_BACK_LIMIT` (the next frame then follows the last one by the last frame step), so engine timestamps stay
+continuous and increasing. Pause sends nothing and moves no timestamp. The first frame keeps its own timestamp,
+so a playback at 1x without seeks is passed through unchanged. Known limits: frames already in flight when a
+speed change is answered are stamped with the new scale (an error of one or two frames' duration), and a device
+that answers 200 yet ignores Scale (Hikvision NVRs do) gets stamped as if it obeyed.
+
 Per-packet work is `parse_rtp`, an SSRC compare, the reorder buffer's in-order fast path and the PS
 depacketizer; datagrams arrive as one list per wake-up (performance.md).
 """
@@ -29,6 +43,7 @@ import errno
 import logging
 import math
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs, urlsplit
 
@@ -67,6 +82,69 @@ class Gb28181SourceError(Gb28181Error):
     """A live session failed in a way a retry may fix (the engine restarts the source)."""
 
 
+_JUMP_LIMIT = 5 * 90000  # a forward step larger than this (device time) is a discontinuity, not playback
+_BACK_LIMIT = 90000  # audio may be stamped a little behind video; a larger step back is a discontinuity
+
+
+class _Restamper:
+    """Device playback timestamps onto the receiving clock (see the module docstring, "Playback timestamps")."""
+
+    __slots__ = ("in_anchor", "last_in", "last_out", "out_anchor", "rebase", "scale", "step")
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+        self.in_anchor: int | None = None  # device time of the anchor; None until the first frame
+        self.out_anchor = 0
+        self.last_in = 0
+        self.last_out = 0
+        self.step = 3600  # the last engine-time step between frames (what follows a discontinuity)
+        self.rebase = False
+
+    def set_scale(self, scale: float) -> None:
+        """Use `scale` from the next frame on, continuing from the last one."""
+        if self.in_anchor is not None:
+            self.in_anchor, self.out_anchor = self.last_in, self.last_out
+        self.scale = scale
+
+    def restamp(self, frames: list[MediaFrame]) -> list[MediaFrame]:
+        out = []
+        scale = self.scale
+        for frame in frames:
+            t = frame.dts if frame.dts is not None else frame.pts
+            if t is None:
+                out.append(frame)
+                continue
+            if self.in_anchor is None:
+                self.in_anchor = self.out_anchor = self.last_in = self.last_out = t
+            delta = t - self.last_in
+            if self.rebase or delta > _JUMP_LIMIT or delta < -_BACK_LIMIT:
+                self.rebase = False
+                self.in_anchor, self.out_anchor = t, self.last_out + self.step
+            mapped = self.out_anchor + round((t - self.in_anchor) / scale)
+            if mapped > self.last_out:
+                self.step = mapped - self.last_out
+            self.last_in, self.last_out = t, mapped
+            pts = frame.pts
+            dts = frame.dts
+            if dts is not None:
+                dts = mapped
+                if pts is not None:
+                    pts = mapped + round((frame.pts - frame.dts) / scale)  # type: ignore[operator]
+            else:
+                pts = mapped
+            out.append(
+                MediaFrame(
+                    codec=frame.codec,
+                    data=frame.data,
+                    pts=pts,
+                    dts=dts,
+                    keyframe=frame.keyframe,
+                    stream_id=frame.stream_id,
+                )
+            )
+        return out
+
+
 class _MediaSink:
     """RTP packets of one session in, frames to the engine out (see the module docstring, step 3 and 4)."""
 
@@ -80,6 +158,7 @@ class _MediaSink:
         "publisher",
         "receiver",
         "reorder",
+        "restamper",
         "session",
     )
 
@@ -94,6 +173,7 @@ class _MediaSink:
         self.packets = 0
         self.malformed = 0
         self.foreign = 0
+        self.restamper: _Restamper | None = None
 
     def feed(self, datagrams: list[bytes], now: float) -> None:
         frames: list[MediaFrame] = []
@@ -142,6 +222,8 @@ class _MediaSink:
             self._publish(frames)
 
     def _publish(self, frames: list[MediaFrame]) -> None:
+        if self.restamper is not None:
+            frames = self.restamper.restamp(frames)
         publisher = self.publisher
         if publisher is None:
             tracks = _tracks_of(frames)
@@ -301,6 +383,8 @@ class Gb28181Source:
         ssrc = platform.new_ssrc(live=playback is None)
         sink = self.last_sink = _MediaSink(session, reorder=self.transport == "udp")
         sink.expected = int(ssrc)
+        if playback is not None:
+            sink.restamper = _Restamper(abs(self.speed) or 1.0)
         udp_sock: socket.socket | None = None
         listener: trio.SocketListener | None = None
         shared = platform.shared_media if self.transport == "udp" else None
@@ -354,7 +438,12 @@ class Gb28181Source:
             if playback is not None:
                 platform.watch_end_of_file(self.device_id, end_of_file)
                 if self.speed != 1.0:
-                    await self.set_speed(self.speed)
+                    status = await self.set_speed(self.speed)
+                    if not 200 <= status < 300 and sink.restamper is not None:
+                        sink.restamper.set_scale(1.0)  # the device refused Scale: it sends at 1x
+                        logger.info(
+                            "gb28181 %s/%s: speed %g refused (%d)", self.device_id, self.channel_id, self.speed, status
+                        )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watch, bye_received, generation)
                 if playback is not None:
@@ -396,8 +485,13 @@ class Gb28181Source:
     # ---- playback control (MANSRTSP over INFO, Appendix B) ----
 
     async def set_speed(self, scale: float) -> int:
-        """Change the playback speed (0.25, 0.5, 1, 2, 4; negative = reverse); returns the SIP status."""
-        return await self._control(MansrtspRequest.play(self._next_cseq(), scale=scale))
+        """Change the playback speed (0.25, 0.5, 1, 2, 4; negative = reverse); returns the SIP status.
+
+        Timestamps follow the new speed from the next frame on once the device answers 200.
+        """
+        status = await self._control(MansrtspRequest.play(self._next_cseq(), scale=scale))
+        self._restamp(lambda r: r.set_scale(abs(scale) or 1.0), status)
+        return status
 
     async def pause(self) -> int:
         """Pause the playback; returns the SIP status."""
@@ -409,7 +503,14 @@ class Gb28181Source:
 
     async def seek(self, seconds: float) -> int:
         """Jump to `seconds` from the start of the recording; returns the SIP status."""
-        return await self._control(MansrtspRequest.play(self._next_cseq(), seek=seconds))
+        status = await self._control(MansrtspRequest.play(self._next_cseq(), seek=seconds))
+        self._restamp(lambda r: setattr(r, "rebase", True), status)
+        return status
+
+    def _restamp(self, change: Callable[[_Restamper], object], status: int) -> None:
+        sink = self.last_sink
+        if 200 <= status < 300 and sink is not None and sink.restamper is not None:
+            change(sink.restamper)
 
     def _next_cseq(self) -> int:
         self._cseq += 1

@@ -201,15 +201,26 @@ class Gb28181Platform:
         return receive
 
     async def ptz(
-        self, device_id: str, channel_id: str, command: str, speed: int = 128, preset: int | None = None
+        self,
+        device_id: str,
+        channel_id: str,
+        command: str,
+        speed: int = 128,
+        preset: int | None = None,
+        *,
+        group: int | None = None,
+        switch: int | None = None,
+        value: int | None = None,
     ) -> int:
         """Send a PTZ command (DeviceControl/PTZCmd, A.3) to a channel; returns the SIP status (408 on timeout).
 
+        `command` and the parameters are those of `ptz_command` (moves, presets, cruise, scan, aux switches).
+
         Raises:
-            LocalProtocolError: unknown command name, bad speed or preset.
+            LocalProtocolError: unknown command name, or a bad or missing parameter.
             DeviceNotFoundError, DeviceOfflineError: the device cannot be reached.
         """
-        cmd = ptz_command(command, speed=speed, preset=preset)
+        cmd = ptz_command(command, speed=speed, preset=preset, group=group, switch=switch, value=value)
         device = self._online_device(device_id)
         body = DeviceControl.ptz(sn=self._next_sn(), device_id=channel_id, command=cmd).encode(self._charset(device))
         response = await self._message(device, channel_id, body)

@@ -1,31 +1,113 @@
-"""REST routes of the GB28181 platform (issue 6), mounted by the API app.
+"""REST routes of the GB28181 platform (issue 6), mounted by the API app (which checks the bearer token).
 
-`GET /api/video/gb28181/devices`, `GET /api/video/gb28181/devices/{device_id}/channels` and
-`POST /api/video/gb28181/devices/{device_id}/ptz` with `{"channel_id", "command", "speed", "preset"}`. Errors are
-`HTTPException`s, which the API app renders as `{"error", "status"}`: 400 for a bad body or an unknown command,
-404 for an unknown device, 409 for an offline one, 504 when the device does not answer the PTZ MESSAGE.
+* `GET /api/video/gb28181/devices`, `GET .../devices/{device_id}/channels`.
+* `POST .../devices/{device_id}/ptz` with `{"channel_id", "command", "speed", "preset", "group", "switch",
+  "value"}` (see `ptz_command`: moves, presets, cruise, scan, auxiliary switches).
+* `GET .../devices/{device_id}/records?channel_id=&start=&end=`: the device's RecordInfo (A.2.4.7), times in and
+  out in RFC 3339. GB28181 times are local and zone-less: an input with an offset is converted to this host's
+  local time, a zone-less input is taken as local, and the device's times come back with this host's offset.
+* `POST .../devices/{device_id}/playback` with `{"channel_id", "start_time", "end_time", "speed": 1.0,
+  "transport": "udp", "stream_id"?}` -> 201 `{"stream_id", ...}`: an engine source
+  `Gb28181Source(..., playback=(start, end), speed=speed)` under the given or a generated stream id, recorded
+  and re-streamed like any stream; it stops by itself at the end of the recording (MediaStatus 121).
+* `POST .../devices/{device_id}/live` with `{"channel_id", "transport", "stream_id"?}` -> 201: the channel's live
+  stream (stream id defaults to the channel ID).
+* `DELETE /api/video/gb28181/streams/{stream_id}` -> 204: stops a live or playback stream started here.
+
+Errors are `HTTPException`s, which the API app renders as `{"error", "status"}`: 400 for a bad body or query,
+404 for an unknown device, channel or stream, 409 for an offline device or a stream id in use, 503 without an
+engine, 504 when the device does not answer.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import math
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fluxkit.engine import RestartPolicy, StreamExistsError, StreamNotFoundError
 from fluxkit.errors import LocalProtocolError
 
+from ._media import Gb28181Source
 from ._ptz import PTZ_COMMANDS
-from ._settings import DeviceNotFoundError, DeviceOfflineError
+from ._settings import DeviceNotFoundError, DeviceOfflineError, Gb28181Error
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from fluxkit.engine import VideoEngine
+    from fluxkit.protocols.manscdp import RecordItem
+
     from ._platform import Gb28181Platform
 
 __all__ = ["gb28181_routes"]
+
+_TRANSPORTS = ("udp", "tcp-passive", "tcp-active")
+_MIN_SPEED, _MAX_SPEED = 0.25, 4.0  # Appendix B: the speeds devices must support are 0.25 to 4
+# A playback is re-INVITEd a few times on a failure, then given up (it has an end; retrying forever makes no sense).
+_PLAYBACK_RESTART = RestartPolicy(max_attempts=3)
+
+
+def _parse_time(text: object, name: str) -> datetime.datetime:
+    """An RFC 3339 time as a zone-less local datetime (GB28181 times are local, 9.10)."""
+    if not isinstance(text, str) or not text:
+        raise HTTPException(400, f"{name} must be an RFC 3339 time")
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise HTTPException(400, f"{name} {text!r} is not an RFC 3339 time") from None
+    if when.tzinfo is not None:
+        when = when.astimezone().replace(tzinfo=None)
+    return when.replace(microsecond=0)
+
+
+def _rfc3339(text: str | None) -> str | None:
+    """A device's local ISO time ("2024-01-01T12:00:00") as RFC 3339 with this host's offset; None if unreadable."""
+    if not text:
+        return None
+    try:
+        when = datetime.datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return when.astimezone().isoformat() if when.tzinfo is None else when.isoformat()
+
+
+def _record_json(item: RecordItem) -> dict[str, Any]:
+    return {
+        "channel_id": item.device_id,
+        "name": item.name,
+        "file_path": item.file_path,
+        "address": item.address,
+        "start_time": _rfc3339(item.start_time),
+        "end_time": _rfc3339(item.end_time),
+        "secrecy": item.secrecy,
+        "type": item.type,
+        "recorder_id": item.recorder_id,
+        "file_size": item.file_size,
+    }
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body: Any = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPException(400, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise HTTPException(400, "the body must be a JSON object")
+    return body
+
+
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise HTTPException(400, f"{name} must be an integer")
+    return value
 
 
 def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
@@ -43,12 +125,7 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
 
     async def ptz(request: Request) -> JSONResponse:
         device_id = request.path_params["device_id"]
-        try:
-            body: Any = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise HTTPException(400, "the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise HTTPException(400, "the body must be a JSON object")
+        body = await _json_body(request)
         command = body.get("command")
         speed = body.get("speed", 128)
         preset = body.get("preset")
@@ -58,6 +135,7 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
             raise HTTPException(400, "speed must be an integer 0..255")
         if preset is not None and (isinstance(preset, bool) or not isinstance(preset, int)):
             raise HTTPException(400, "preset must be an integer 1..255")
+        extra = {name: _optional_int(body, name) for name in ("group", "switch", "value")}
         device = platform.device(device_id)
         if device is None:
             raise HTTPException(404, f"no GB28181 device {device_id}")
@@ -65,7 +143,7 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
         if not isinstance(channel_id, str) or not channel_id:
             raise HTTPException(400, "channel_id must be a string")
         try:
-            status = await platform.ptz(device_id, channel_id, command, speed=speed, preset=preset)
+            status = await platform.ptz(device_id, channel_id, command, speed=speed, preset=preset, **extra)
         except LocalProtocolError as exc:
             raise HTTPException(400, str(exc)) from None
         except DeviceNotFoundError as exc:
@@ -76,9 +154,143 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
             raise HTTPException(504, f"device {device_id} did not answer the PTZ command")
         return JSONResponse({"device_id": device_id, "channel_id": channel_id, "command": command, "status": status})
 
+    # Streams started through these routes: DELETE stops only those (other streams have their own endpoint).
+    started: dict[str, Gb28181Source] = {}
+
+    def engine_of() -> VideoEngine:
+        engine = platform.engine
+        if engine is None:
+            raise HTTPException(503, "the GB28181 platform has no engine to stream into")
+        return engine
+
+    def channel_of(device_id: str, body: dict[str, Any]) -> str:
+        """The body's channel (default: the device itself, an IPC), checked against the device and its catalog."""
+        device = platform.device(device_id)
+        if device is None:
+            raise HTTPException(404, f"no GB28181 device {device_id}")
+        if not device.online:
+            raise HTTPException(409, f"GB28181 device {device_id} is offline")
+        channel_id = body.get("channel_id", device_id)
+        if not (
+            isinstance(channel_id, str) and len(channel_id) == 20 and channel_id.isascii() and channel_id.isdigit()
+        ):
+            raise HTTPException(400, "channel_id must be a 20-digit GB28181 ID")
+        if channel_id != device_id and device.channels and channel_id not in {c.channel_id for c in device.channels}:
+            raise HTTPException(404, f"device {device_id} has no channel {channel_id}")
+        return channel_id
+
+    def transport_of(body: dict[str, Any]) -> Any:
+        transport = body.get("transport", "udp")
+        if transport not in _TRANSPORTS:
+            raise HTTPException(400, f"transport must be one of {list(_TRANSPORTS)}")
+        return transport
+
+    def stream_id_of(body: dict[str, Any], default: str) -> str:
+        stream_id = body.get("stream_id", default)
+        if not isinstance(stream_id, str) or not stream_id or len(stream_id) > 200:
+            raise HTTPException(400, "stream_id must be a non-empty string")
+        return stream_id
+
+    def add(engine: VideoEngine, stream_id: str, source: Gb28181Source, policy: RestartPolicy | None) -> None:
+        for sid in [sid for sid in started if not _has_stream(engine, sid)]:
+            del started[sid]  # ended by itself (a playback at its end, a failed source)
+        try:
+            engine.add_source(stream_id, source, restart=policy)
+        except StreamExistsError:
+            raise HTTPException(409, f"stream {stream_id!r} already exists") from None
+        except LocalProtocolError as exc:
+            raise HTTPException(400, str(exc)) from None
+        started[stream_id] = source
+
+    async def list_records(request: Request) -> JSONResponse:
+        device_id = request.path_params["device_id"]
+        query = request.query_params
+        channel_id = channel_of(device_id, {"channel_id": query["channel_id"]} if "channel_id" in query else {})
+        start = _parse_time(query.get("start"), "start")
+        end = _parse_time(query.get("end"), "end")
+        if end <= start:
+            raise HTTPException(400, "end must be after start")
+        try:
+            items = await platform.query_records(device_id, channel_id, start.isoformat(), end.isoformat())
+        except (DeviceNotFoundError, DeviceOfflineError) as exc:
+            raise HTTPException(409 if isinstance(exc, DeviceOfflineError) else 404, str(exc)) from None
+        except Gb28181Error as exc:
+            raise HTTPException(504, str(exc)) from None
+        return JSONResponse(
+            {"device_id": device_id, "channel_id": channel_id, "records": [_record_json(i) for i in items]}
+        )
+
+    async def playback(request: Request) -> JSONResponse:
+        device_id = request.path_params["device_id"]
+        body = await _json_body(request)
+        engine = engine_of()
+        channel_id = channel_of(device_id, body)
+        start = _parse_time(body.get("start_time"), "start_time")
+        end = _parse_time(body.get("end_time"), "end_time")
+        if end <= start:
+            raise HTTPException(400, "end_time must be after start_time")
+        speed = body.get("speed", 1.0)
+        if (
+            isinstance(speed, bool)
+            or not isinstance(speed, int | float)
+            or not math.isfinite(speed)
+            or not _MIN_SPEED <= speed <= _MAX_SPEED
+        ):
+            raise HTTPException(400, f"speed must be a number {_MIN_SPEED:g}..{_MAX_SPEED:g}")
+        transport = transport_of(body)
+        window = (int(start.timestamp()), int(end.timestamp()))
+        default_id = f"{channel_id}-playback-{window[0]}-{secrets.token_hex(3)}"
+        stream_id = stream_id_of(body, default_id)
+        source = Gb28181Source(platform, device_id, channel_id, transport, playback=window, speed=float(speed))
+        add(engine, stream_id, source, _PLAYBACK_RESTART)
+        return JSONResponse(
+            {
+                "stream_id": stream_id,
+                "device_id": device_id,
+                "channel_id": channel_id,
+                "start_time": start.astimezone().isoformat(),
+                "end_time": end.astimezone().isoformat(),
+                "speed": float(speed),
+                "transport": transport,
+            },
+            201,
+        )
+
+    async def live(request: Request) -> JSONResponse:
+        device_id = request.path_params["device_id"]
+        body = await _json_body(request)
+        engine = engine_of()
+        channel_id = channel_of(device_id, body)
+        transport = transport_of(body)
+        stream_id = stream_id_of(body, channel_id)
+        add(engine, stream_id, Gb28181Source(platform, device_id, channel_id, transport), None)
+        return JSONResponse(
+            {"stream_id": stream_id, "device_id": device_id, "channel_id": channel_id, "transport": transport}, 201
+        )
+
+    async def stop_stream(request: Request) -> Response:
+        stream_id = request.path_params["stream_id"]
+        engine = engine_of()
+        if stream_id not in started:
+            raise HTTPException(404, f"no GB28181 stream {stream_id!r} started through this API")
+        del started[stream_id]
+        try:
+            engine.remove_source(stream_id)
+        except StreamNotFoundError:
+            raise HTTPException(404, f"stream {stream_id!r} has already ended") from None
+        return Response(status_code=204)
+
     base = "/api/video/gb28181/devices"
     return [
         Route(base, list_devices, methods=["GET"]),
         Route(base + "/{device_id}/channels", list_channels, methods=["GET"]),
         Route(base + "/{device_id}/ptz", ptz, methods=["POST"]),
+        Route(base + "/{device_id}/records", list_records, methods=["GET"]),
+        Route(base + "/{device_id}/playback", playback, methods=["POST"]),
+        Route(base + "/{device_id}/live", live, methods=["POST"]),
+        Route("/api/video/gb28181/streams/{stream_id}", stop_stream, methods=["DELETE"]),
     ]
+
+
+def _has_stream(engine: VideoEngine, stream_id: str) -> bool:
+    return any(info.stream_id == stream_id for info in engine.list_streams())

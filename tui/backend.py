@@ -4,14 +4,19 @@ Strategy: every screen reads and commands through one small async protocol, so t
 (`RemoteBackend`, httpx over fluxkit's REST API), the in-process console (`EmbeddedBackend` in
 `fluxkit_tui.embedded`, which runs `run_fluxkit` in Trio guest mode and then uses a `RemoteBackend` against its
 own API) and the tests' fakes are interchangeable. Records are plain frozen attrs classes built from the API's
-JSON, so widgets never see raw dictionaries. The remote API has no event stream, so `RemoteBackend.events()`
-derives events from what changes between two polls (state changes, restarts, losses, new and gone streams).
+JSON, so widgets never see raw dictionaries. `RemoteBackend.events()` reads the engine's own events from the
+API's event WebSocket (`/api/video/events`, a small wsproto client on asyncio streams, since httpx has no
+WebSockets); while that feed is down it derives events from what changes between two polls (state changes,
+restarts, losses, new and gone streams), retrying the feed every `reconnect_delay` seconds, and for good when the
+server has no such endpoint (404). Losses are not engine events, so they always come from the polls.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Callable
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -274,8 +279,11 @@ class RemoteBackend:
     Args:
         url: the API's base URL (`http://127.0.0.1:8080`).
         token: the bearer token (None: no Authorization header).
-        poll_interval: seconds between the polls that `events()` derives events from.
+        poll_interval: seconds between the polls that `events()` derives events from when the event feed is down.
         transport: an httpx transport (tests: `httpx.ASGITransport`); None for the network.
+        event_feed: read events from `/api/video/events`; None (default): only when `transport` is None (an
+            injected transport cannot carry a WebSocket).
+        reconnect_delay: seconds between attempts to reopen a lost event feed.
     """
 
     def __init__(
@@ -286,6 +294,8 @@ class RemoteBackend:
         poll_interval: float = 1.0,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 10.0,
+        event_feed: bool | None = None,
+        reconnect_delay: float = 5.0,
     ) -> None:
         self.url = url.rstrip("/")
         self.description = self.url
@@ -296,6 +306,11 @@ class RemoteBackend:
         self._event_queue: list[EventLine] = []
         self._recording: dict[str, str] = {}
         self._polls = 0
+        self._token = token
+        self.event_feed = transport is None if event_feed is None else event_feed
+        self.reconnect_delay = reconnect_delay
+        #: True while the event WebSocket is open (the poll diff then only reports losses).
+        self.feed_open = False
 
     async def start(self) -> None:
         pass
@@ -334,6 +349,10 @@ class RemoteBackend:
         out = self._event_queue
         for sid, row in current.items():
             old = previous.get(sid)
+            if self.feed_open:  # the engine's own events cover the rest
+                if old is not None and row.losses > old.losses:
+                    out.append(EventLine(time=now, kind="loss", stream_id=sid, text=f"+{row.losses - old.losses} lost"))
+                continue
             if old is None:
                 out.append(EventLine(time=now, kind="stream", stream_id=sid, text=f"new stream ({row.state})"))
                 continue
@@ -343,19 +362,43 @@ class RemoteBackend:
                 out.append(EventLine(time=now, kind="restart", stream_id=sid, text=f"restarted ({row.restarts})"))
             if row.losses > old.losses:
                 out.append(EventLine(time=now, kind="loss", stream_id=sid, text=f"+{row.losses - old.losses} lost"))
-        for sid in previous.keys() - current.keys():
+        for sid in () if self.feed_open else previous.keys() - current.keys():
             out.append(EventLine(time=now, kind="stream", stream_id=sid, text="stream gone"))
         del out[:-1000]
 
     async def events(self) -> AsyncIterator[EventLine]:
         import asyncio
 
+        loop = asyncio.get_running_loop()
+        retry_at = loop.time()
         while True:
-            if self._event_queue:
-                lines, self._event_queue = self._event_queue, []
-                for line in lines:
-                    yield line
+            if self.event_feed and loop.time() >= retry_at:
+                try:
+                    feed = _event_feed(self.url, self._token, self._feed_opened, tick=self.poll_interval / 2)
+                    async with contextlib.aclosing(feed):  # the socket closes when the console stops reading
+                        async for body in feed:
+                            for line in self._take_queued():
+                                yield line  # losses from the polls (and, before the handshake, everything)
+                            if body is not None:
+                                yield _event_line(body)
+                except _NoEventFeed:
+                    self.event_feed = False  # an older server: polls only, for good
+                except BackendError:
+                    pass
+                finally:
+                    self.feed_open = False
+                retry_at = loop.time() + self.reconnect_delay
+            for line in self._take_queued():
+                yield line
             await asyncio.sleep(self.poll_interval / 2)
+
+    def _feed_opened(self) -> None:
+        self.feed_open = True
+        self._event_queue.clear()  # what the polls derived so far, the feed now tells first-hand
+
+    def _take_queued(self) -> list[EventLine]:
+        lines, self._event_queue = self._event_queue, []
+        return lines
 
     async def get_stream(self, stream_id: str) -> dict[str, Any]:
         result: dict[str, Any] = (await self._get(f"/api/video/streams/{quote(stream_id, safe='')}")).json()
@@ -435,6 +478,123 @@ class RemoteBackend:
             return PtzResult(request=request, status=0, answer=str(exc) or type(exc).__name__)
         answer = _message(response) if response.status_code >= 400 else response.text
         return PtzResult(request=request, status=response.status_code, answer=answer)
+
+
+class _NoEventFeed(Exception):
+    """The server has no event WebSocket (an older fluxkit answers 404): derive events from polls instead."""
+
+
+def _event_line(body: dict[str, Any]) -> EventLine:
+    """An `EventLine` from one message of `/api/video/events` (the same text the embedded console writes)."""
+    name = str(body.get("type") or "event")
+    try:
+        when = parse_time(str(body["time"]))
+    except (KeyError, ValueError):
+        when = dt.datetime.now(dt.UTC)
+    fields = {k: v for k, v in body.items() if k not in ("type", "stream_id", "time", "engine_time")}
+    text = " ".join(f"{k}={_field_text(v)}" for k, v in fields.items())
+    kind = {"StreamFailed": "failed", "SourceReconnecting": "restart", "EventsDropped": "loss"}.get(name, "engine")
+    return EventLine(time=when, kind=kind, stream_id=str(body.get("stream_id") or "-"), text=f"{name} {text}".strip())
+
+
+def _field_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_field_text(v) for v in value) + "]"
+    if isinstance(value, dict) and "codec" in value:
+        size = f" {value['width']}x{value['height']}" if value.get("width") and value.get("height") else ""
+        fps = f"@{value['fps']:g}" if isinstance(value.get("fps"), int | float) else ""
+        return f"{value['codec']}{size}{fps}"
+    return str(value)
+
+
+async def _event_feed(
+    url: str, token: str | None, on_open: Callable[[], None], *, tick: float = 0.5, max_message: int = 1 << 20
+) -> AsyncGenerator[dict[str, Any] | None, None]:
+    """The JSON messages of `<url>/api/video/events`: a small WebSocket client (wsproto over asyncio streams).
+
+    Yields None after `tick` quiet seconds, so the caller can pass on what it gathered meanwhile.
+
+    Raises:
+        _NoEventFeed: the server answered the handshake with 404 or 405 (no such endpoint).
+        BackendError: any other refusal, or a connection that failed or ended.
+    """
+    import asyncio
+
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import (
+        AcceptConnection,
+        CloseConnection,
+        Ping,
+        RejectConnection,
+        RejectData,
+        Request,
+        TextMessage,
+    )
+    from wsproto.utilities import ProtocolError as WsProtocolError
+
+    target = httpx.URL(url)
+    secure = target.scheme == "https"
+    port = target.port or (443 if secure else 80)
+    path = target.path.rstrip("/") + "/api/video/events"
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(target.host, port, ssl=secure or None), 10)
+    except (OSError, TimeoutError) as exc:
+        raise BackendError(0, f"event feed: {exc}") from None
+    ws = WSConnection(ConnectionType.CLIENT)
+    try:
+        writer.write(ws.send(Request(host=f"{target.host}:{port}", target=path, extra_headers=headers)))
+        await writer.drain()
+        text: list[str] = []
+        size = 0
+        status = 0
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(65536), tick)
+            except TimeoutError:
+                yield None
+                continue
+            ws.receive_data(data or None)
+            for event in ws.events():
+                if isinstance(event, AcceptConnection):
+                    status = 101
+                    on_open()
+                elif isinstance(event, RejectConnection):
+                    status = event.status_code
+                    if event.status_code in (404, 405):
+                        raise _NoEventFeed
+                elif isinstance(event, RejectData):
+                    if event.body_finished:
+                        raise BackendError(status, "event feed refused")
+                elif isinstance(event, TextMessage):
+                    text.append(event.data)
+                    size += len(event.data)
+                    if size > max_message:
+                        raise BackendError(0, "event feed: a message is too large")
+                    if event.message_finished:
+                        body = "".join(text)
+                        text, size = [], 0
+                        try:
+                            message = json.loads(body)
+                        except ValueError:
+                            continue
+                        if isinstance(message, dict):
+                            yield message
+                elif isinstance(event, Ping):
+                    writer.write(ws.send(event.response()))
+                elif isinstance(event, CloseConnection):
+                    with contextlib.suppress(Exception):
+                        writer.write(ws.send(event.response()))
+                    raise BackendError(0, f"event feed closed ({event.code} {event.reason or ''})".strip())
+            if not data:
+                raise BackendError(0, "event feed: the connection ended")
+            await writer.drain()
+    except (OSError, WsProtocolError) as exc:
+        raise BackendError(0, f"event feed: {exc}") from None
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
 
 def _message(response: httpx.Response) -> str:

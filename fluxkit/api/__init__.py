@@ -1,4 +1,5 @@
-"""fluxkit's REST API: streams, snapshots, recordings, playback, live view (fMP4 over WebSocket) and metrics.
+"""fluxkit's REST API: streams, snapshots, recordings, playback, live view (fMP4 over WebSocket), the engine
+event feed (JSON over WebSocket) and metrics.
 
 Run it in the engine's nursery::
 
@@ -20,6 +21,8 @@ from ._app import make_app as make_app
 from ._auth import TOKEN_FILE_NAME as TOKEN_FILE_NAME
 from ._auth import BearerAuthMiddleware as BearerAuthMiddleware
 from ._auth import ensure_token as ensure_token
+from ._events import EVENTS_DROPPED as EVENTS_DROPPED
+from ._events import event_json as event_json
 from ._metrics import render_metrics as render_metrics
 from ._openapi import openapi_document as openapi_document
 from ._serve import serve_api as serve_api
@@ -31,10 +34,12 @@ __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_MAX_LIST_RANGE",
     "DEFAULT_MAX_PLAYBACK_RANGE",
+    "EVENTS_DROPPED",
     "TOKEN_FILE_NAME",
     "ApiServices",
     "BearerAuthMiddleware",
     "ensure_token",
+    "event_json",
     "format_time",
     "make_app",
     "openapi_document",

@@ -40,6 +40,7 @@ from fluxkit.sources import UnsupportedProtocol, make_source_factory
 from fluxkit.storage import validate_stream_id
 
 from ._auth import BearerAuthMiddleware
+from ._events import EVENTS_DROPPED, event_json
 from ._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ._metrics import render_metrics
 from ._openapi import openapi_document
@@ -88,7 +89,7 @@ class ApiServices:
         max_list_range: longest range a recordings or keyframes listing may span, seconds (400 beyond).
         max_playback_range: longest range a playback export may span, seconds (413 beyond).
         max_body_size: largest request body, bytes (413 beyond).
-        live_send_timeout: seconds a live-view message may take to send before that client is dropped.
+        live_send_timeout: seconds a live-view or event message may take to send before that client is dropped.
         wall_clock: epoch seconds now (recording lag in the metrics); injectable for tests.
         extra_routes: more routes mounted ahead of these (the GB28181 device endpoints, the NVR protocol).
     """
@@ -521,6 +522,98 @@ class _Api:
             with trio.move_on_after(1), contextlib.suppress(Exception):
                 await websocket.close(code=code, reason=reason)
 
+    # -- events ------------------------------------------------------------------------------------------------
+
+    def _events_filter(self, request: Request | WebSocket) -> str | None:
+        values = request.query_params.getlist("stream_id")
+        if len(values) > 1:
+            raise _error(400, "stream_id is given more than once")
+        if not values:
+            return None
+        try:
+            return validate_stream_id(values[0])
+        except LocalProtocolError:
+            raise _error(400, f"invalid stream id {values[0][:80]!r}") from None
+
+    async def events_http(self, request: Request) -> Response:
+        self._events_filter(request)
+        raise _error(
+            426, "the event feed is a WebSocket: connect with an Upgrade: websocket request", {"Upgrade": "websocket"}
+        )
+
+    async def events(self, websocket: WebSocket) -> None:
+        """One JSON text message per engine event (optionally of one stream), until the engine closes.
+
+        The listener is made before the handshake completes, so every event after the accept is sent. Its
+        bounded buffer drops the oldest while this client lags (an `EventsDropped` message then says how many).
+        Hypercorn shields its socket writes from cancellation, so a timeout around `send_text` would never fire:
+        a separate task sends, taking one message at a time over an unbuffered channel, and when it has not
+        taken the next message within `live_send_timeout` the client is dropped (1008) and its listener closed.
+        The engine never waits for any of it.
+        """
+        try:
+            only = self._events_filter(websocket)
+        except HTTPException as exc:
+            await _deny(websocket, exc.status_code, exc.detail)
+            return
+        listener = self.engine.events()
+        code, reason = 1001, "engine closed"
+        disconnected = False
+        to_sender, from_pump = trio.open_memory_channel[str](0)
+        try:
+            await websocket.accept()
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    nonlocal disconnected
+                    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                        while True:
+                            message = await websocket.receive()
+                            if message["type"] == "websocket.disconnect":
+                                break
+                    disconnected = True
+                    nursery.cancel_scope.cancel()
+
+                async def send() -> None:
+                    nonlocal disconnected
+                    try:
+                        async for text in from_pump:
+                            await websocket.send_text(text)
+                    except (WebSocketDisconnect, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                        disconnected = True
+                    # Done (or gone): stop watching so the close below can run.
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(watch)
+                nursery.start_soon(send)
+                reported = 0
+                async for event in listener:
+                    if only is not None and event.stream_id != only:
+                        continue
+                    body = event_json(event, self.services.wall_clock())
+                    messages = [body]
+                    dropped = listener.statistics().dropped
+                    if dropped > reported:
+                        lost = {"type": EVENTS_DROPPED, "stream_id": None, "time": body["time"]}
+                        messages.insert(0, {**lost, "count": dropped - reported})
+                        reported = dropped
+                    with trio.move_on_after(self.services.live_send_timeout) as scope:
+                        for item in messages:
+                            await to_sender.send(json.dumps(item, separators=(",", ":")))
+                    if scope.cancelled_caught:
+                        code, reason = 1008, "client too slow"
+                        _log.warning("event feed: dropping a client too slow to keep up")
+                        listener.close()  # release the engine side now; the stuck write ends with the connection
+                        break
+                # The sender finishes the message it holds, sees the channel closed and ends the nursery.
+                to_sender.close()
+        finally:
+            listener.close()
+            to_sender.close()
+        if not disconnected:
+            with trio.move_on_after(1), contextlib.suppress(Exception):
+                await websocket.close(code=code, reason=reason)
+
     # -- documents ---------------------------------------------------------------------------------------------
 
     async def openapi(self, request: Request) -> Response:
@@ -573,6 +666,8 @@ def make_app(services: ApiServices) -> Starlette:
         *services.extra_routes,
         Route("/api/openapi.json", api.openapi, methods=["GET"]),
         Route("/metrics", api.metrics, methods=["GET"]),
+        WebSocketRoute("/api/video/events", api.events),
+        Route("/api/video/events", api.events_http, methods=["GET"]),
         Route(streams, api.list_streams, methods=["GET"]),
         Route(streams, api.create_stream, methods=["POST"]),
         Route(streams + "/{stream_id:fluxkit_any}/snapshot", api.snapshot, methods=["GET"]),

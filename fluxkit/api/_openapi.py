@@ -20,7 +20,7 @@ _ERROR_TEXT = {
     409: "A stream with this id exists.",
     413: "The range or the body is too large.",
     422: "The body is not a valid stream description.",
-    426: "Live view needs a WebSocket upgrade.",
+    426: "Live view and the event feed need a WebSocket upgrade.",
     503: "The service behind this endpoint is not enabled, or has nothing yet (see Retry-After).",
 }
 _STREAM_ID_PATTERN = r"^[A-Za-z0-9_\-@:+=,~][A-Za-z0-9_\-@:+=,~.]*$"
@@ -252,6 +252,23 @@ _DOCUMENT: dict[str, Any] = {
                 "Prometheus metrics (text exposition format 0.0.4).",
                 {"200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}}},
                 (),
+            )
+        },
+        "/api/video/events": {
+            "get": _op(
+                "engineEvents",
+                "WebSocket (send `Upgrade: websocket`; browsers may pass the token as ?access_token=): one JSON "
+                "text message per engine event, from the accept on, until the engine closes (1001). Add "
+                "`?stream_id=ID` for one stream's events only (a malformed id is refused with 400). A message is "
+                '`{"type": "StreamPublished", "stream_id": "cam1", "time": "2026-02-11T10:00:00.25Z", '
+                '"engine_time": 812.5, ...}`: `type` is the engine event class (StreamPublished, StreamStopped, '
+                "StreamFailed, SourceConnected, SourceReconnecting, SubscriberLagging, TimelineRunStarted, ...), "
+                "`time` the wall time of sending, `engine_time` the engine's monotonic time of the event, and the "
+                "event's other fields follow (tracks as codec, kind, width, height, fps; errors as text). A client "
+                'that lags loses the oldest events, announced by `{"type": "EventsDropped", "count": n}`; one that '
+                "stops reading is closed with 1008.",
+                {"101": {"description": "Switching to the WebSocket protocol."}},
+                (400, 426),
             )
         },
         "/api/video/streams": {

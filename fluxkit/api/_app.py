@@ -489,6 +489,11 @@ class _Api:
         await websocket.accept()
         code, reason = 1000, "stream ended"
         disconnected = False
+        # As in `events`: Hypercorn shields its socket writes from cancellation, so a timeout around send_bytes
+        # never fires. A separate task sends, taking one chunk at a time over an unbuffered channel; when it has
+        # not taken the next chunk within `live_send_timeout`, the client is dropped (1008) and the engine
+        # subscription released at once.
+        to_sender, from_pump = trio.open_memory_channel[bytes](0)
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
@@ -501,23 +506,35 @@ class _Api:
                 disconnected = True
                 nursery.cancel_scope.cancel()
 
+            async def send() -> None:
+                nonlocal disconnected
+                try:
+                    async for chunk in from_pump:
+                        await websocket.send_bytes(chunk)
+                except (WebSocketDisconnect, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    disconnected = True
+                nursery.cancel_scope.cancel()
+
             nursery.start_soon(watch)
+            nursery.start_soon(send)
             chunks: AsyncIterator[bytes] = live_fmp4(self.engine, stream_id)
             try:
                 async for chunk in chunks:
                     with trio.move_on_after(self.services.live_send_timeout) as scope:
-                        await websocket.send_bytes(bytes(chunk))
+                        await to_sender.send(bytes(chunk))
                     if scope.cancelled_caught:
                         code, reason = 1008, "client too slow"
                         _log.warning("live view of %r: dropping a client too slow to keep up", stream_id)
                         break
             except (StreamNotFoundError, FluxkitError) as exc:
                 code, reason = 1011, str(exc)[:120]
-            except (WebSocketDisconnect, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
                 disconnected = True
             finally:
                 await _aclose(chunks)
-            nursery.cancel_scope.cancel()
+                to_sender.close()
+            if code != 1000 or disconnected:
+                nursery.cancel_scope.cancel()
         if not disconnected:
             with trio.move_on_after(1), contextlib.suppress(Exception):
                 await websocket.close(code=code, reason=reason)

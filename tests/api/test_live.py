@@ -132,3 +132,40 @@ async def test_a_client_that_leaves_releases_its_subscription() -> None:
                     break
                 await trio.sleep(0.01)
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_live_viewer_that_never_reads_is_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    # Hypercorn shields its socket writes, so only a sender task fed over an unbuffered channel lets the handler
+    # notice a stalled client; this drives one far enough to fill its socket buffers.
+    import logging
+    import socket
+
+    caplog.set_level(logging.WARNING, logger="fluxkit.api")
+    frames = clip_frames("h264")
+    big = [f.__class__(codec=f.codec, data=f.data + bytes(200_000), pts=f.pts, dts=f.dts, keyframe=f.keyframe)
+           for f in frames]  # fmt: skip
+    with trio.fail_after(60):
+        async with running_api(lambda engine: {"live_send_timeout": 0.3}) as api:
+            publisher = api.engine.publish_stream(
+                "cam1", [Track(codec="h264", parameter_sets=clip_parameter_sets("h264"))]
+            )
+            sock = trio.socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            await sock.connect(("127.0.0.1", api.port))
+            stalled = trio.SocketStream(sock)
+            async with stalled:
+                await stalled.send_all(
+                    b"GET /api/video/streams/cam1/live?access_token=" + TOKEN.encode() + b" HTTP/1.1\r\n"
+                    b"Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                )
+                await wait_subscribers(api.engine, "cam1", 1)
+                i = 0
+                while "too slow" not in caplog.text:
+                    publisher.send(big[i % len(big)])
+                    i += 1
+                    await trio.sleep(0.01)
+                while next(s.subscribers for s in api.engine.list_streams() if s.stream_id == "cam1"):  # noqa: ASYNC110
+                    await trio.sleep(0.01)  # the subscription is released even though the socket write is stuck
+    assert i > 1

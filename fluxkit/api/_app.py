@@ -91,7 +91,8 @@ class ApiServices:
         max_body_size: largest request body, bytes (413 beyond).
         live_send_timeout: seconds a live-view or event message may take to send before that client is dropped.
         wall_clock: epoch seconds now (recording lag in the metrics); injectable for tests.
-        extra_routes: more routes mounted ahead of these (the GB28181 device endpoints, the NVR protocol).
+        extra_routes: more routes mounted ahead of these (the GB28181 device endpoints, WHIP, the NVR protocol);
+            the `openapi` attribute of each (`{method: operation}`) is merged into `/api/openapi.json`.
     """
 
     engine: VideoEngine
@@ -181,6 +182,8 @@ class _Api:
         self.engine = services.engine
         #: Sources created through the API: {stream_id: settings}, shown as the stream's `source`.
         self.created: dict[str, StreamSettings] = {}
+        #: The OpenAPI document with the mounted route groups' own paths, built once (a clash fails `make_app`).
+        self.document = openapi_document(services.extra_routes)
 
     # -- helpers -----------------------------------------------------------------------------------------------
 
@@ -634,7 +637,7 @@ class _Api:
     # -- documents ---------------------------------------------------------------------------------------------
 
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(openapi_document())
+        return JSONResponse(self.document)
 
     async def metrics(self, request: Request) -> Response:
         text = await render_metrics(self.engine, self.services.storage, self.services.wall_clock)

@@ -3,14 +3,21 @@
 Strategy: small builders (`_op`, `_error_responses`) keep each operation to a few lines while still listing every
 parameter and every status the handler can answer, so a schema-driven test (schemathesis) can check the server
 against it: status codes, content types and JSON bodies.
+
+Route groups mounted with `ApiServices(extra_routes=...)` (GB28181, WHIP, the NVR protocol) document themselves:
+each of their routes carries an `openapi` attribute, `{method: operation}`, written beside its handler, and
+`openapi_document(extra_routes)` files those operations under the route's path (convertors stripped:
+`{id:path}` -> `{id}`). The core document stays the single home of the shared `Error` schema and the bearer scheme.
 """
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["openapi_document"]
+__all__ = ["openapi_document", "route_path"]
 
 _JSON = "application/json"
 _ERROR_TEXT = {
@@ -368,6 +375,41 @@ _DOCUMENT: dict[str, Any] = {
 }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0.3 document (a fresh copy each call)."""
-    return copy.deepcopy(_DOCUMENT)
+_CONVERTOR = re.compile(r"{(\w+):[^}]*}")
+
+
+def route_path(path: str) -> str:
+    """A Starlette route path as an OpenAPI path template: `{name:convertor}` becomes `{name}`."""
+    return _CONVERTOR.sub(r"{\1}", path)
+
+
+def openapi_document(extra_routes: Iterable[Any] = ()) -> dict[str, Any]:
+    """The OpenAPI 3.0.3 document (a fresh copy each call).
+
+    Args:
+        extra_routes: routes mounted beside the core ones (`ApiServices.extra_routes`); each one's `openapi`
+            attribute (`{"get": operation, ...}`, lower-case methods) is merged under its path. Routes without
+            one are skipped.
+
+    Raises:
+        ValueError: two routes document the same method of the same path, or an extra route documents a core
+            operation or reuses a core operationId (an app that mounts them would be ambiguous).
+    """
+    document = copy.deepcopy(_DOCUMENT)
+    paths: dict[str, dict[str, Any]] = document["paths"]
+    operation_ids = {op["operationId"] for item in paths.values() for op in item.values()}
+    for route in extra_routes:
+        operations = getattr(route, "openapi", None)
+        if not operations:
+            continue
+        path = route_path(route.path)
+        item = paths.setdefault(path, {})
+        for method, operation in operations.items():
+            method = method.lower()
+            if method in item:
+                raise ValueError(f"{method.upper()} {path} is documented twice")
+            if operation["operationId"] in operation_ids:
+                raise ValueError(f"operationId {operation['operationId']!r} is used twice")
+            operation_ids.add(operation["operationId"])
+            item[method] = copy.deepcopy(operation)
+    return document

@@ -17,6 +17,9 @@
 Errors are `HTTPException`s, which the API app renders as `{"error", "status"}`: 400 for a bad body or query,
 404 for an unknown device, channel or stream, 409 for an offline device or a stream id in use, 503 without an
 engine, 504 when the device does not answer.
+
+Each route carries its OpenAPI operations in an `openapi` attribute (`OPENAPI_PATHS`), merged by the API app
+into `/api/openapi.json`.
 """
 
 from __future__ import annotations
@@ -46,12 +49,265 @@ if TYPE_CHECKING:
 
     from ._platform import Gb28181Platform
 
-__all__ = ["gb28181_routes"]
+__all__ = ["OPENAPI_PATHS", "gb28181_routes"]
 
 _TRANSPORTS = ("udp", "tcp-passive", "tcp-active")
 _MIN_SPEED, _MAX_SPEED = 0.25, 4.0  # Appendix B: the speeds devices must support are 0.25 to 4
 # A playback is re-INVITEd a few times on a failure, then given up (it has an end; retrying forever makes no sense).
 _PLAYBACK_RESTART = RestartPolicy(max_attempts=3)
+
+
+# -- OpenAPI (merged into the API app's document; `Error` and the bearer scheme live there) ------------------------
+
+_JSON = "application/json"
+_ERROR_TEXT = {
+    400: "Bad body or query: not a JSON object, an unknown command, a bad channel_id, time, speed or transport.",
+    401: "Missing or wrong bearer token (`WWW-Authenticate: Bearer`).",
+    404: "Unknown device, channel, or stream.",
+    409: "The device is offline, or the stream id is in use.",
+    503: "The platform has no engine to stream into.",
+    504: "The device did not answer.",
+}
+_GB_ID = {"type": "string", "pattern": "^[0-9]{20}$", "example": "34020000001320000001"}
+_NULLABLE_STRING = {"type": "string", "nullable": True}
+_CHANNEL = {
+    "type": "object",
+    "required": ["channel_id"],
+    "properties": {
+        "channel_id": {"type": "string"},
+        "name": _NULLABLE_STRING,
+        "status": _NULLABLE_STRING,
+        "manufacturer": _NULLABLE_STRING,
+        "model": _NULLABLE_STRING,
+        "parent_id": _NULLABLE_STRING,
+        "ptz_type": {"type": "integer", "nullable": True},
+    },
+}
+_DEVICE = {
+    "type": "object",
+    "required": ["device_id", "online", "channels"],
+    "properties": {
+        "device_id": {"type": "string"},
+        "online": {"type": "boolean"},
+        "address": {"type": "string", "description": "host:port of its last request"},
+        "transport": {"type": "string", "enum": ["UDP", "TCP"]},
+        "charset": _NULLABLE_STRING,
+        "name": _NULLABLE_STRING,
+        "manufacturer": _NULLABLE_STRING,
+        "model": _NULLABLE_STRING,
+        "firmware": _NULLABLE_STRING,
+        "registered_at": {"type": "number", "nullable": True, "description": "Unix seconds"},
+        "last_keepalive": {"type": "number", "nullable": True, "description": "Unix seconds"},
+        "channels": {"type": "array", "items": _CHANNEL},
+    },
+}
+_TIME = {"type": "string", "format": "date-time", "example": "2026-02-11T10:00:00+08:00"}
+_TRANSPORT = {"type": "string", "enum": list(_TRANSPORTS), "default": "udp"}
+_STARTED_STREAM = {
+    "type": "object",
+    "required": ["stream_id", "device_id", "channel_id", "transport"],
+    "properties": {
+        "stream_id": {"type": "string"},
+        "device_id": {"type": "string"},
+        "channel_id": {"type": "string"},
+        "transport": {"type": "string"},
+        "start_time": _TIME,
+        "end_time": _TIME,
+        "speed": {"type": "number"},
+    },
+}
+_STREAM_BODY = {
+    "channel_id": {**_GB_ID, "description": "Default: the device itself (an IPC)."},
+    "transport": _TRANSPORT,
+    "stream_id": {"type": "string", "minLength": 1, "maxLength": 200},
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for code in (*codes, 401):
+        error = {"$ref": "#/components/schemas/Error"}
+        out[str(code)] = {"description": _ERROR_TEXT[code], "content": {_JSON: {"schema": error}}}
+    out["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    return out
+
+
+def _op(
+    op_id: str, summary: str, status: int, schema: dict[str, Any] | None, errors: tuple[int, ...], **extra: Any
+) -> dict[str, Any]:
+    ok: dict[str, Any] = {"description": summary}
+    if schema is not None:
+        ok["content"] = {_JSON: {"schema": schema}}
+    operation: dict[str, Any] = {
+        "operationId": op_id,
+        "summary": summary,
+        "tags": ["gb28181"],
+        "responses": {str(status): ok, **_errors(*errors)},
+    }
+    operation.update(extra)
+    return operation
+
+
+def _path_param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
+
+
+def _query(name: str, description: str, schema: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
+
+
+def _body(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return {"required": True, "content": {_JSON: {"schema": schema}}}
+
+
+_DEVICE_ID = _path_param("device_id", "The device's 20-digit SIP ID.", {"type": "string"})
+_BASE = "/api/video/gb28181/devices"
+
+#: OpenAPI operations of each route, `{path: {method: operation}}`; `gb28181_routes` attaches them.
+OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+    _BASE: {
+        "get": _op(
+            "gb28181ListDevices",
+            "Every GB28181 device known to the platform, with its channels.",
+            200,
+            {"type": "object", "required": ["devices"], "properties": {"devices": {"type": "array", "items": _DEVICE}}},
+            (),
+        )
+    },
+    _BASE + "/{device_id}/channels": {
+        "get": _op(
+            "gb28181ListChannels",
+            "The device's channels (its last Catalog).",
+            200,
+            {
+                "type": "object",
+                "required": ["device_id", "channels"],
+                "properties": {"device_id": {"type": "string"}, "channels": {"type": "array", "items": _CHANNEL}},
+            },
+            (404,),
+            parameters=[_DEVICE_ID],
+        )
+    },
+    _BASE + "/{device_id}/ptz": {
+        "post": _op(
+            "gb28181Ptz",
+            "Send a PTZ command (moves, presets, cruise, scan, auxiliary switches; A.3 PTZCmd).",
+            200,
+            {
+                "type": "object",
+                "required": ["device_id", "channel_id", "command", "status"],
+                "properties": {
+                    "device_id": {"type": "string"},
+                    "channel_id": {"type": "string"},
+                    "command": {"type": "string"},
+                    "status": {"type": "integer", "description": "the device's SIP status"},
+                },
+            },
+            (400, 404, 409, 504),
+            parameters=[_DEVICE_ID],
+            requestBody=_body(
+                {
+                    "channel_id": {"type": "string", "description": "Default: the device itself."},
+                    "command": {"type": "string", "enum": sorted(PTZ_COMMANDS)},
+                    "speed": {"type": "integer", "minimum": 0, "maximum": 255, "default": 128},
+                    "preset": {"type": "integer", "minimum": 1, "maximum": 255},
+                    "group": {"type": "integer"},
+                    "switch": {"type": "integer"},
+                    "value": {"type": "integer"},
+                },
+                ("command",),
+            ),
+        )
+    },
+    _BASE + "/{device_id}/records": {
+        "get": _op(
+            "gb28181ListRecords",
+            "The device's recordings in the range (RecordInfo, A.2.4.7); zone-less times are this host's local time.",
+            200,
+            {
+                "type": "object",
+                "required": ["device_id", "channel_id", "records"],
+                "properties": {
+                    "device_id": {"type": "string"},
+                    "channel_id": {"type": "string"},
+                    "records": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "channel_id": _NULLABLE_STRING,
+                                "name": _NULLABLE_STRING,
+                                "file_path": _NULLABLE_STRING,
+                                "address": _NULLABLE_STRING,
+                                "start_time": {**_TIME, "nullable": True},
+                                "end_time": {**_TIME, "nullable": True},
+                                "secrecy": _NULLABLE_STRING,
+                                "type": _NULLABLE_STRING,
+                                "recorder_id": _NULLABLE_STRING,
+                                "file_size": {**_NULLABLE_STRING, "description": "bytes, as the device wrote it"},
+                            },
+                        },
+                    },
+                },
+            },
+            (400, 404, 409, 504),
+            parameters=[
+                _DEVICE_ID,
+                _query("channel_id", "The channel; default: the device itself.", _GB_ID, required=False),
+                _query("start", "Start of the range, RFC 3339.", _TIME),
+                _query("end", "End of the range, RFC 3339; after start.", _TIME),
+            ],
+        )
+    },
+    _BASE + "/{device_id}/playback": {
+        "post": _op(
+            "gb28181Playback",
+            "Play a device recording back into the engine as a stream (it stops at the recording's end).",
+            201,
+            _STARTED_STREAM,
+            (400, 404, 409, 503),
+            parameters=[_DEVICE_ID],
+            requestBody=_body(
+                {
+                    **_STREAM_BODY,
+                    "start_time": _TIME,
+                    "end_time": _TIME,
+                    "speed": {"type": "number", "minimum": _MIN_SPEED, "maximum": _MAX_SPEED, "default": 1.0},
+                },
+                ("start_time", "end_time"),
+            ),
+        )
+    },
+    _BASE + "/{device_id}/live": {
+        "post": _op(
+            "gb28181Live",
+            "Stream a channel live into the engine (stream id default: the channel ID).",
+            201,
+            _STARTED_STREAM,
+            (400, 404, 409, 503),
+            parameters=[_DEVICE_ID],
+            requestBody=_body(_STREAM_BODY),
+        )
+    },
+    "/api/video/gb28181/streams/{stream_id}": {
+        "delete": _op(
+            "gb28181StopStream",
+            "Stop a live or playback stream started through these routes.",
+            204,
+            None,
+            (404, 503),
+            parameters=[_path_param("stream_id", "The stream's id.", {"type": "string"})],
+        )
+    },
+}
+
+
+def _documented(route: Route) -> Route:
+    route.openapi = OPENAPI_PATHS[route.path]  # type: ignore[attr-defined]
+    return route
 
 
 def _parse_time(text: object, name: str) -> datetime.datetime:
@@ -280,8 +536,8 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
             raise HTTPException(404, f"stream {stream_id!r} has already ended") from None
         return Response(status_code=204)
 
-    base = "/api/video/gb28181/devices"
-    return [
+    base = _BASE
+    routes = [
         Route(base, list_devices, methods=["GET"]),
         Route(base + "/{device_id}/channels", list_channels, methods=["GET"]),
         Route(base + "/{device_id}/ptz", ptz, methods=["POST"]),
@@ -290,6 +546,7 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
         Route(base + "/{device_id}/live", live, methods=["POST"]),
         Route("/api/video/gb28181/streams/{stream_id}", stop_stream, methods=["DELETE"]),
     ]
+    return [_documented(route) for route in routes]
 
 
 def _has_stream(engine: VideoEngine, stream_id: str) -> bool:

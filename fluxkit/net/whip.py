@@ -10,7 +10,9 @@ HTTP (RFC 9725 §4): `POST /api/video/whip/{stream_id}` with `Content-Type: appl
 answers `201 Created` with the SDP answer and `Location: /api/video/whip/{stream_id}/{resource_id}`; `DELETE` on
 that URL stops the stream (200). Errors are plain-text bodies: 415 wrong content type, 400 bad offer or stream id,
 401 bad token (the API middleware, or `token=` here), 409 stream already exists, 404 unknown resource, 413 offer
-too large. No trickle ICE or ICE restart: PATCH is 405 (RFC 9725 §4.3.1 lets a server refuse it).
+too large. No trickle ICE or ICE restart: PATCH is 405 (RFC 9725 §4.3.1 lets a server refuse it). Each route
+carries its OpenAPI operations in an `openapi` attribute (`openapi_paths(prefix)`), merged by the API app into
+`/api/openapi.json`.
 
 Strategy: aiortc runs on one trio-asyncio loop owned by `open_whip_service`; every aiortc call goes through
 `aio_as_trio(..., loop=...)`. The POST handler negotiates (setRemoteDescription, createAnswer,
@@ -73,6 +75,7 @@ __all__ = [
     "WhipService",
     "WhipSettings",
     "open_whip_service",
+    "openapi_paths",
     "whip_routes",
 ]
 
@@ -405,6 +408,78 @@ async def open_whip_service(
                 await service._shutdown()
 
 
+_TEXT_ERROR = {"text/plain": {"schema": {"type": "string"}}}
+
+
+def _whip_errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "Bad stream id or offer (not SDP, no H.264 video, no usable ICE candidate).",
+        404: "No such WHIP resource.",
+        409: "A stream with this id exists.",
+        413: "The offer is too large.",
+        415: "Content-Type is not application/sdp.",
+        503: "The service is shutting down, or has too many sessions.",
+    }
+    out: dict[str, Any] = {str(code): {"description": text[code], "content": _TEXT_ERROR} for code in codes}
+    # The API middleware refuses with its JSON error; `whip_routes(token=...)` with plain text.
+    out["401"] = {
+        "description": "Missing or wrong bearer token (`WWW-Authenticate: Bearer`).",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}, **_TEXT_ERROR},
+    }
+    return out
+
+
+def openapi_paths(prefix: str = "/api/video/whip") -> dict[str, dict[str, Any]]:
+    """The OpenAPI operations of `whip_routes(service, prefix=prefix)`, `{path: {method: operation}}`.
+
+    Errors are plain text (RFC 9725 leaves the body open), except the API middleware's JSON 401.
+    """
+    stream_id = {
+        "name": "stream_id",
+        "in": "path",
+        "required": True,
+        "description": "The stream to publish (the API's stream id rules: 400 otherwise).",
+        "schema": {"type": "string", "maxLength": 128},
+    }
+    resource_id = {
+        "name": "resource_id",
+        "in": "path",
+        "required": True,
+        "description": "The session resource, from the POST's Location.",
+        "schema": {"type": "string"},
+    }
+    sdp = {_SDP: {"schema": {"type": "string"}}}
+    return {
+        prefix + "/{stream_id}": {
+            "post": {
+                "operationId": "whipPublish",
+                "summary": "WHIP (RFC 9725 §4.2): publish H.264 over WebRTC with an SDP offer (non-trickle ICE).",
+                "tags": ["whip"],
+                "parameters": [stream_id],
+                "requestBody": {"required": True, "content": sdp},
+                "responses": {
+                    "201": {
+                        "description": "The SDP answer; Location names the session resource.",
+                        "headers": {"Location": {"schema": {"type": "string"}}},
+                        "content": sdp,
+                    },
+                    **_whip_errors(400, 409, 413, 415, 503),
+                },
+            }
+        },
+        prefix + "/{stream_id}/{resource_id}": {
+            "delete": {
+                "operationId": "whipStop",
+                "summary": "WHIP (RFC 9725 §4.2): end the session and stop its stream.",
+                "tags": ["whip"],
+                "parameters": [stream_id, resource_id],
+                "responses": {"200": {"description": "Stopped."}, **_whip_errors(404)},
+            }
+        },
+    }
+
+
 def whip_routes(service: WhipService, *, token: str | None = None, prefix: str = "/api/video/whip") -> list[Route]:
     """The WHIP endpoints, to mount with `ApiServices(extra_routes=...)`.
 
@@ -464,7 +539,11 @@ def whip_routes(service: WhipService, *, token: str | None = None, prefix: str =
             return refuse(exc.status, exc.message)
         return Response(status_code=200)
 
-    return [
+    routes = [
         Route(prefix + "/{stream_id}", post, methods=["POST"]),
         Route(prefix + "/{stream_id}/{resource_id}", delete, methods=["DELETE"]),
     ]
+    documents = openapi_paths(prefix)
+    for route in routes:
+        route.openapi = documents[route.path]  # type: ignore[attr-defined]
+    return routes

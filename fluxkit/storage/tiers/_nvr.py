@@ -24,6 +24,9 @@ connection errors, timeouts, 5xx and 429; 401/403 fail at once (`TierError(EACCE
 `chunk_size` pieces read from the file (memory bounded by one chunk); after any failure the client asks the server
 how much it holds and continues from there. Downloads go to a temporary file, resume with `Range` after a dropped
 connection, and are verified against the listed sha256 before they are renamed into place.
+
+Each route of `nvr_routes` carries its OpenAPI operations in an `openapi` attribute (`OPENAPI_PATHS`), merged by
+the API app into `/api/openapi.json`.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from fluxkit.storage._mux import FinishedSegment
 
 from ._stores import BlobInfo, TierError, sha256_file
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "NvrStorage", "nvr_routes"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "OPENAPI_PATHS", "NvrStorage", "nvr_routes"]
 
 _log = logging.getLogger("fluxkit.storage.tiers")
 
@@ -452,6 +455,134 @@ async def _delete_segment(storage: Any, seg_id: int) -> None:
     await storage._run(delete, [seg_id])
 
 
+# -- OpenAPI (merged into the API app's document; `Error` and the bearer scheme live there) ------------------------
+
+_JSON = "application/json"
+_NVR_ERRORS = {
+    400: "Bad stream id or query parameter, or a missing or wrong Content-Range.",
+    401: "Missing or wrong bearer token (`WWW-Authenticate: Bearer`).",
+    404: "No such recording.",
+    409: "The chunk does not start where the stored part ends; Range says what is held.",
+    422: "The complete upload does not match size and sha256 (the partial is discarded).",
+    503: "The storage failed to read, store or delete the segment.",
+}
+_US_TIME = {"type": "string", "description": "RFC 3339 (µs precision) or integer µs", "example": "2026-02-11T10:00:00Z"}
+_RECORD: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "key", "stream_id", "start", "end", "start_us", "end_us", "size", "sha256"],
+    "properties": {
+        "id": {"type": "string", "description": "opaque: <segment id>.<start µs>.<stream id>"},
+        "key": {"type": "string"},
+        "stream_id": {"type": "string"},
+        "start": {"type": "string", "format": "date-time"},
+        "end": {"type": "string", "format": "date-time"},
+        "start_us": {"type": "integer"},
+        "end_us": {"type": "integer"},
+        "media_us": {"type": "integer"},
+        "size": {"type": "integer"},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "frames": {"type": "integer"},
+        "run_id": {"type": "integer"},
+    },
+}
+
+
+def _nvr_op(op_id: str, summary: str, ok: dict[str, Any], errors: tuple[int, ...], **extra: Any) -> dict[str, Any]:
+    responses = dict(ok)
+    for code in (*errors, 401):
+        error = {"$ref": "#/components/schemas/Error"}
+        responses[str(code)] = {"description": _NVR_ERRORS[code], "content": {_JSON: {"schema": error}}}
+    responses["401"]["headers"] = {"WWW-Authenticate": {"schema": {"type": "string"}}}
+    return {"operationId": op_id, "summary": summary, "tags": ["nvr"], "responses": responses, **extra}
+
+
+def _nvr_param(name: str, where: str, description: str, schema: dict[str, Any], required: bool) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
+
+
+def _records_ok(*required: str) -> dict[str, Any]:
+    properties: dict[str, Any] = {"recordings": {"type": "array", "items": _RECORD}}
+    if "stream_id" in required:
+        properties["stream_id"] = {"type": "string"}
+    schema = {"type": "object", "required": list(required), "properties": properties}
+    return {"200": {"description": "Records overlapping the range.", "content": {_JSON: {"schema": schema}}}}
+
+
+_RANGE_PARAMS = [
+    _nvr_param("start", "query", "Start of the range (default: the epoch).", _US_TIME, False),
+    _nvr_param("end", "query", "End of the range (default: far future).", _US_TIME, False),
+]
+_NVR_STREAM_ID = _nvr_param("stream_id", "path", "The stream's id.", {"type": "string", "maxLength": 128}, True)
+_REC_ID = _nvr_param("rec_id", "path", "A record's opaque `id`.", {"type": "string"}, True)
+_RANGE_HEADER = {"Range": {"schema": {"type": "string", "example": "bytes=0-1048575"}, "required": False}}
+_MP4 = {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}
+_SHA_HEADER = {"X-Content-SHA256": {"schema": {"type": "string"}}}
+
+#: OpenAPI operations of each route, `{path: {method: operation}}`; `nvr_routes` attaches them.
+OPENAPI_PATHS: dict[str, dict[str, Any]] = {
+    API: {
+        "get": _nvr_op(
+            "nvrListAll", "Every stream's records overlapping the range.", _records_ok("recordings"), (400,),
+            parameters=_RANGE_PARAMS,
+        )
+    },
+    API + "/{rec_id}/playback": {
+        "get": _nvr_op(
+            "nvrDownload",
+            "The segment's bytes (Range requests answered with 206).",
+            {
+                "200": {"description": "The MP4 segment.", "headers": _SHA_HEADER, "content": _MP4},
+                "206": {"description": "Part of it.", "headers": _SHA_HEADER, "content": _MP4},
+            },
+            (404, 503),
+            parameters=[_REC_ID],
+        )
+    },
+    API + "/{rec_id}": {
+        "delete": _nvr_op(
+            "nvrDelete", "Delete one segment.", {"204": {"description": "Deleted."}}, (404, 503), parameters=[_REC_ID]
+        )
+    },
+    API + "/{stream_id}": {
+        "get": _nvr_op(
+            "nvrListStream",
+            "The stream's records overlapping the range.",
+            _records_ok("stream_id", "recordings"),
+            (400,),
+            parameters=[_NVR_STREAM_ID, *_RANGE_PARAMS],
+        ),
+        "post": _nvr_op(
+            "nvrUpload",
+            "Upload one segment in resumable chunks (`Content-Range: bytes A-B/SIZE`; `bytes */SIZE` with an empty "
+            "body asks how much is held).",
+            {
+                "200": {"description": "Already stored (a retried upload).", "content": {_JSON: {"schema": _RECORD}}},
+                "201": {"description": "Stored.", "content": {_JSON: {"schema": _RECORD}}},
+                "308": {"description": "Incomplete: Range names the bytes held (none: no header).",
+                        "headers": _RANGE_HEADER},
+            },
+            (400, 409, 422, 503),
+            parameters=[
+                _NVR_STREAM_ID,
+                _nvr_param("key", "query", "The segment's key; its last part is the file name.", {"type": "string"},
+                           True),
+                _nvr_param("start", "query", "Segment start.", _US_TIME, True),
+                _nvr_param("end", "query", "Segment end (not before start).", _US_TIME, True),
+                _nvr_param("sha256", "query", "SHA-256 of the whole segment.", _RECORD["properties"]["sha256"], True),
+                _nvr_param("size", "query", "Bytes in the whole segment.", {"type": "integer", "minimum": 0}, True),
+                _nvr_param("media_us", "query", "Media duration, µs (default: end - start).", {"type": "integer"},
+                           False),
+                _nvr_param("frames", "query", "Frames in the segment.", {"type": "integer"}, False),
+                _nvr_param("run_id", "query", "The recording run.", {"type": "integer"}, False),
+                _nvr_param("Content-Range", "header", "bytes A-B/SIZE, or bytes */SIZE for a status query.",
+                           {"type": "string", "example": "bytes 0-1048575/5242880"}, True),
+            ],
+            requestBody={"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        ),
+    },
+}  # fmt: skip
+
+
 def nvr_routes(storage: Any) -> list[Route]:
     """The NVR protocol (see the module docstring) served from `storage` (a `LocalStorage` or `ManagedStorage`,
     open). Mount inside the REST app (`ApiServices(extra_routes=...)`): its bearer-token middleware guards them.
@@ -584,10 +715,16 @@ def nvr_routes(storage: Any) -> list[Route]:
             return _error(503, f"delete failed: {exc}")
         return Response(status_code=204)
 
-    return [
-        Route(API, list_all, methods=["GET"]),
-        Route(API + "/{rec_id}/playback", playback, methods=["GET"]),
-        Route(API + "/{rec_id}", delete, methods=["DELETE"]),
-        Route(API + "/{stream_id}", upload, methods=["POST"]),
-        Route(API + "/{stream_id}", list_stream, methods=["GET"]),
+    def route(path: str, endpoint: Any, method: str) -> Route:
+        documented = Route(path, endpoint, methods=[method])
+        documented.openapi = {method.lower(): OPENAPI_PATHS[path][method.lower()]}  # type: ignore[attr-defined]
+        return documented
+
+    routes = [
+        route(API, list_all, "GET"),
+        route(API + "/{rec_id}/playback", playback, "GET"),
+        route(API + "/{rec_id}", delete, "DELETE"),
+        route(API + "/{stream_id}", upload, "POST"),
+        route(API + "/{stream_id}", list_stream, "GET"),
     ]
+    return routes

@@ -35,6 +35,12 @@ that answers 200 yet ignores Scale (Hikvision NVRs do) gets stamped as if it obe
 
 Per-packet work is `parse_rtp`, an SSRC compare, the reorder buffer's in-order fast path and the PS
 depacketizer; datagrams arrive as one list per wake-up (performance.md).
+
+Download (`download_speed`): the INVITE says `s=Download` with `a=downloadspeed:N` (Appendix F) and the device
+sends its recording about N times faster. A download is meant to be stored, not watched, so its frames are NOT
+restamped: they keep the device's own recording clock, and the engine stream (and a recording of it) gets the
+clip's real frame spacing, whatever the transfer speed. A player pacing that stream live would run N times slow
+behind the transfer; record it and play the recording instead. Like a playback it ends at MediaStatus 121.
 """
 
 from __future__ import annotations
@@ -327,6 +333,11 @@ class Gb28181Source:
         playback: (start, end) Unix seconds of the device's recording to play back (`s=Playback`, `u=`, `t=`;
             history SSRC); None for live. A playback ends (run returns, the stream stops) at MediaStatus 121.
         speed: playback speed sent with MANSRTSP `Scale` once the session is up (1: nothing sent).
+        download_speed: download `playback` instead of playing it back: `s=Download` with `a=downloadspeed:N`;
+            frames keep the device's timestamps (see the module docstring, "Download"); `speed` is not used.
+
+    Raises:
+        PermanentSourceError: an unknown transport, or `download_speed` without `playback` or below 1.
     """
 
     def __init__(
@@ -338,15 +349,19 @@ class Gb28181Source:
         *,
         playback: tuple[int, int] | None = None,
         speed: float = 1.0,
+        download_speed: int | None = None,
     ) -> None:
         if transport not in _TRANSPORTS:
             raise PermanentSourceError(f"unknown GB28181 transport {transport!r}; expected one of {_TRANSPORTS}")
+        if download_speed is not None and (playback is None or download_speed < 1):
+            raise PermanentSourceError("a GB28181 download needs playback=(start, end) and download_speed >= 1")
         self.platform = platform
         self.device_id = device_id
         self.channel_id = channel_id
         self.transport: MediaTransport = transport
         self.playback = playback
         self.speed = speed
+        self.download_speed = download_speed
         self.last_sink: _MediaSink | None = None
         self.finished = False
         self._dialog: Dialog | None = None
@@ -383,7 +398,8 @@ class Gb28181Source:
         ssrc = platform.new_ssrc(live=playback is None)
         sink = self.last_sink = _MediaSink(session, reorder=self.transport == "udp")
         sink.expected = int(ssrc)
-        if playback is not None:
+        download = self.download_speed is not None
+        if playback is not None and not download:
             sink.restamper = _Restamper(abs(self.speed) or 1.0)
         udp_sock: socket.socket | None = None
         listener: trio.SocketListener | None = None
@@ -401,7 +417,7 @@ class Gb28181Source:
             else:
                 port = 9  # tcp-active: we connect; the offer's port is only a placeholder (RFC 4145 §4.1)
             offer = build_gb28181_offer(
-                kind="Play" if playback is None else "Playback",
+                kind="Play" if playback is None else "Download" if download else "Playback",
                 origin_id=platform.settings.server_id,
                 address=platform.media_host,
                 port=port,
@@ -410,6 +426,7 @@ class Gb28181Source:
                 channel_id=None if playback is None else self.channel_id,
                 start=0 if playback is None else playback[0],
                 end=0 if playback is None else playback[1],
+                download_speed=self.download_speed,
             )
             response, dialog, bye_received = await platform.invite(
                 self.device_id, self.channel_id, offer.serialize().encode(), ssrc
@@ -437,7 +454,7 @@ class Gb28181Source:
             end_of_file = trio.Event()
             if playback is not None:
                 platform.watch_end_of_file(self.device_id, end_of_file)
-                if self.speed != 1.0:
+                if self.speed != 1.0 and not download:
                     status = await self.set_speed(self.speed)
                     if not 200 <= status < 300 and sink.restamper is not None:
                         sink.restamper.set_scale(1.0)  # the device refused Scale: it sends at 1x

@@ -21,6 +21,15 @@ retransmissions and dialogs; this module is the transaction user and the Trio dr
   separate MESSAGEs) wait on a `_Waiter` keyed by (CmdType, SN); multi-part Catalog and RecordInfo answers go
   through `ResponseAssembler` (any order, duplicates, deadline).
 
+* Subscriptions (9.11, RFC 6665): after a device comes online the platform SUBSCRIBEs to each event of
+  `subscribe_events` (Catalog with a Catalog query body, Alarm with an Alarm query body for priorities 1-4, both
+  with `Expires: subscription_expires`) and refreshes each in its dialog at 3/4 of the granted Expires; one task
+  per (device, event) runs until the device restarts or goes offline (its generation moves), and the next
+  registration starts fresh ones. A refresh the device refuses (481: it forgot the dialog) starts a new
+  subscription. NOTIFYs (in those dialogs or not) go the same way as MESSAGEs: a Catalog notify updates the
+  registry per item `<Event>` and emits `CatalogUpdated`; Alarm, MobilePosition and MediaStatus bodies emit
+  their events whether they came as NOTIFY or MESSAGE.
+
 Live media is `Gb28181Source` (`_media.py`): it asks the platform for a port, an SSRC and an INVITE.
 """
 
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import math
 import random
@@ -63,6 +73,7 @@ from fluxkit.protocols.manscdp import (
     RecordInfoResponse,
     RecordItem,
     ResponseAssembler,
+    UnknownMessage,
     parse_manscdp,
 )
 from fluxkit.protocols.sip import (
@@ -104,6 +115,7 @@ _UDP_BATCH = 256
 _TCP_WRITE_QUEUE = 256
 _EVENT_QUEUE = 256
 _SN_LIMIT = 1 << 31
+_MANSCDP = "Application/MANSCDP+xml"
 
 
 # ---- internals -------------------------------------------------------------------------------------------------
@@ -126,6 +138,14 @@ def _user_of(uri: str) -> str:
 
 def _is_device_id(text: str) -> bool:
     return len(text) == 20 and text.isascii() and text.isdigit()
+
+
+def _granted_expires(response: SipResponse, asked: int) -> int:
+    text = response.headers.get("Expires")
+    try:
+        return max(0, int(text)) if text is not None else asked
+    except ValueError:
+        return asked
 
 
 def _gb_date(wall: float) -> str:
@@ -178,6 +198,8 @@ class Gb28181Platform:
         self._generation: dict[str, int] = {}  # bumped at every restart/offline: live sessions watch it
         self._dialog_watch: dict[tuple[str, str, str], trio.Event] = {}  # media dialog -> set on the device's BYE
         self._end_of_file: dict[str, set[trio.Event]] = {}  # device -> playback sessions waiting for MediaStatus 121
+        self._subscriptions: dict[tuple[str, str], tuple[Dialog, float]] = {}  # (device, event) -> dialog, expiry
+        self._sub_scopes: dict[str, set[trio.CancelScope]] = {}  # device -> its subscription tasks
         self._listeners: list[trio.MemorySendChannel[Gb28181Event]] = []
         self._wake = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -437,6 +459,7 @@ class Gb28181Platform:
         self._reg_until.pop(device_id, None)
         self._reg_call_id.pop(device_id, None)
         self._generation[device_id] = self._generation.get(device_id, 0) + 1
+        self._stop_subscriptions(device_id)
         device = self.registry.get(device_id)
         if device is not None and device.online:
             self.registry.put(attrs.evolve(device, online=False))
@@ -512,6 +535,9 @@ class Gb28181Platform:
         if method == "REGISTER":
             self._on_register(ua, event, now)
         elif method in ("MESSAGE", "NOTIFY"):
+            state = request.headers.get("Subscription-State") or ""
+            if method == "NOTIFY" and event.dialog is not None and state.lower().startswith("terminated"):
+                self._end_subscription(event.dialog)
             self._on_message(ua, event, now)
         elif method == "BYE":
             ua.respond(request, 200, now)
@@ -583,6 +609,10 @@ class Gb28181Platform:
             self._emit(DeviceOnline(device_id=device_id, time=now, address=event.addr, restarted=restarted))
             if self.settings.catalog_on_register and self._nursery is not None:
                 self._nursery.start_soon(self._catalog_after_register, device_id)
+            self._stop_subscriptions(device_id)
+            if self._nursery is not None:
+                for name in self.settings.subscribe_events:
+                    self._nursery.start_soon(self._keep_subscribed, device_id, name)
 
     def _authenticate(self, ua: SipUserAgent, request: SipRequest, device_id: str, password: str, now: float) -> bool:
         value = request.headers.get("Authorization")
@@ -618,6 +648,104 @@ class Gb28181Platform:
             await self.query_catalog(device_id)
         except Gb28181Error as exc:
             logger.info("gb28181 device %s: catalog query failed: %s", device_id, exc)
+
+    # ---- subscriptions (9.11) ----------------------------------------------------------------------------------
+
+    def subscriptions(self, device_id: str) -> dict[str, float]:
+        """The device's active subscriptions: event name -> `trio.current_time()` at which it expires."""
+        return {name: until for (dev, name), (_, until) in self._subscriptions.items() if dev == device_id}
+
+    def _stop_subscriptions(self, device_id: str) -> None:
+        for scope in self._sub_scopes.pop(device_id, ()):
+            scope.cancel()
+        for key in [k for k in self._subscriptions if k[0] == device_id]:
+            del self._subscriptions[key]
+
+    def _end_subscription(self, dialog: Dialog) -> None:
+        """The device ended a subscription (NOTIFY with `Subscription-State: terminated`)."""
+        for key, (known, _) in list(self._subscriptions.items()):
+            if known.id == dialog.id:
+                del self._subscriptions[key]
+
+    def _subscription_body(self, device: DeviceRecord, name: str) -> bytes:
+        sn = self._next_sn()
+        query: ManscdpMessage
+        if name == "Catalog":
+            query = CatalogQuery(sn=sn, device_id=device.device_id)
+        elif name == "Alarm":
+            # A.2.4.6: every priority (1 highest .. 4) and every method (0 = all).
+            extra = (("StartAlarmPriority", "1"), ("EndAlarmPriority", "4"), ("AlarmMethod", "0"))
+            query = UnknownMessage(root="Query", cmd_type="Alarm", sn=sn, device_id=device.device_id, extra=extra)
+        else:
+            query = UnknownMessage(root="Query", cmd_type=name, sn=sn, device_id=device.device_id)
+        return query.encode(self._charset(device))
+
+    def _build_subscribe(
+        self, ua: SipUserAgent, now: float, *, device: DeviceRecord, name: str, dialog: Dialog | None, body: bytes
+    ) -> SipRequest:
+        asked = self.settings.subscription_expires
+        if dialog is None:
+            target = self._target(device.device_id, device)
+            return ua.subscribe(
+                target, device.address, now, event=name, expires=asked, body=body, content_type=_MANSCDP
+            )
+        headers = [("Event", name), ("Expires", str(asked))]  # a refresh in the dialog (RFC 6665 §4.1.2.2)
+        return ua.send_in_dialog(dialog, "SUBSCRIBE", now, headers=headers, body=body, content_type=_MANSCDP)
+
+    async def _keep_subscribed(self, device_id: str, name: str) -> None:
+        """Subscribe to `name` and refresh until the device's generation moves (restart, offline)."""
+        generation = self.generation(device_id)
+        key = (device_id, name)
+        self._subscriptions.pop(key, None)  # a dialog from before a restart is gone on the device side
+        asked = self.settings.subscription_expires
+        scope = trio.CancelScope()
+        self._sub_scopes.setdefault(device_id, set()).add(scope)
+        try:
+            with scope:
+                await self._subscribe_loop(device_id, name, generation, asked)
+        finally:
+            scopes = self._sub_scopes.get(device_id)
+            if scopes is not None:
+                scopes.discard(scope)
+                if not scopes and self._sub_scopes.get(device_id) is scopes:
+                    del self._sub_scopes[device_id]
+
+    async def _subscribe_loop(self, device_id: str, name: str, generation: int, asked: int) -> None:
+        key = (device_id, name)
+        try:
+            while self.generation(device_id) == generation:
+                device = self.registry.get(device_id)
+                if device is None or not device.online:
+                    return
+                body = self._subscription_body(device, name)
+                current = self._subscriptions.get(key)
+                ua = self._ua_for(device)
+                if current is not None and current[0] not in ua.dialogs:
+                    current = None
+
+                dialog = None if current is None else current[0]
+                build = functools.partial(self._build_subscribe, device=device, name=name, dialog=dialog, body=body)
+                event = await self._request(device, build, self.settings.request_timeout)
+                if self.generation(device_id) != generation:
+                    return
+                if event is None or not 200 <= event.response.status_code < 300:
+                    status = "no answer" if event is None else event.response.status_code
+                    logger.info("gb28181 device %s: %s subscription refused: %s", device_id, name, status)
+                    self._subscriptions.pop(key, None)  # 481 and friends: start a new subscription next time
+                    if event is not None and event.response.status_code in (405, 489, 501):
+                        return  # the device does not do this event (RFC 6665 §8.3.1 489 Bad Event)
+                    await trio.sleep(self.settings.request_timeout)
+                    continue
+                granted = _granted_expires(event.response, asked)
+                dialog = event.dialog if event.dialog is not None else dialog
+                if dialog is None or granted <= 0:
+                    self._subscriptions.pop(key, None)
+                    logger.info("gb28181 device %s: %s subscription not kept (Expires %d)", device_id, name, granted)
+                    return
+                self._subscriptions[key] = (dialog, trio.current_time() + granted)
+                await trio.sleep(granted * 0.75)  # refresh well before expiry (RFC 6665 §4.1.2.2)
+        except Gb28181Error as exc:
+            logger.info("gb28181 device %s: %s subscription stopped: %s", device_id, name, exc)
 
     # ---- MANSCDP -----------------------------------------------------------------------------------------------
 

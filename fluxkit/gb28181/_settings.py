@@ -47,6 +47,9 @@ class PlatformSettings:
         media_timeout: seconds without media before a live stream is declared dead (the engine restarts it).
         assembly_deadline: seconds to wait for the remaining parts of a multi-part answer.
         catalog_on_register: query the catalog after each (re)registration.
+        subscribe_events: the subscriptions (RFC 6665 SUBSCRIBE, GB/T 28181-2016 9.11) made to each device after
+            it (re)registers: any of "Catalog" and "Alarm" (empty: none). Refreshed at 3/4 of the granted Expires.
+        subscription_expires: the Expires asked for in those SUBSCRIBEs (seconds).
         charsets: per-device charset override for MANSCDP bodies (device ID -> codec name).
     """
 
@@ -68,4 +71,6 @@ class PlatformSettings:
     media_timeout: float = 10.0
     assembly_deadline: float = 30.0
     catalog_on_register: bool = True
+    subscribe_events: tuple[str, ...] = ("Catalog", "Alarm")
+    subscription_expires: int = 3600
     charsets: Mapping[str, str] = attrs.field(factory=dict)

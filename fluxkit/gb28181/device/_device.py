@@ -17,10 +17,17 @@ The handlers:
 * INVITE (Play, Playback, Download): a `MediaSession` is prepared, answered with the GB28181 SDP answer
   (y= as offered), and started by the ACK; BYE stops it; INFO with MANSRTSP controls a playback; a playback
   that reaches its end sends MediaStatus 121.
+* SUBSCRIBE (9.11, RFC 6665) to Catalog, Alarm or MobilePosition: answered 200 with the Expires granted (as
+  asked), which creates the subscription dialog; a Catalog subscription gets an immediate NOTIFY with the whole
+  catalog (paged like the Catalog answer, serially), `Expires: 0` ends a subscription with a final NOTIFY
+  (`terminated`), other events get 489 Bad Event. `raise_alarm`, `set_channel_status` and `report_position` send
+  their Notify body as a NOTIFY in the live subscription dialog of that event, or as a MESSAGE when there is
+  none (or it expired); subscriptions belong to a boot, so a reboot forgets them, as a real device does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import math
@@ -31,9 +38,11 @@ from typing import Any
 import attrs
 import trio
 
-from fluxkit.errors import ProtocolError, RemoteProtocolError
+from fluxkit.errors import FluxkitError, ProtocolError, RemoteProtocolError
 from fluxkit.protocols.manscdp import (
+    Alarm,
     CatalogItem,
+    CatalogNotify,
     CatalogQuery,
     CatalogResponse,
     DeviceControl,
@@ -46,6 +55,7 @@ from fluxkit.protocols.manscdp import (
     MansrtspRequest,
     MansrtspResponse,
     MediaStatus,
+    MobilePosition,
     PtzCommand,
     RecordInfoQuery,
     RecordInfoResponse,
@@ -147,6 +157,18 @@ class _Transport:
             self._sock.close()
 
 
+class _Subscription:
+    __slots__ = ("dialog", "expires_at", "sn")
+
+    def __init__(self, dialog: Dialog, expires_at: float, sn: int) -> None:
+        self.dialog = dialog
+        self.expires_at = expires_at
+        self.sn = sn
+
+
+_SUBSCRIBABLE = ("Catalog", "Alarm", "MobilePosition")
+
+
 class _Boot:
     """Per-boot state: the transport, the user agent, the nursery and the streams."""
 
@@ -158,6 +180,8 @@ class _Boot:
         self.wake = trio.Event()
         self.reregister = trio.Event()
         self.lost = False
+        self.subscriptions: dict[str, _Subscription] = {}  # event name -> its dialog (9.11)
+        self.notify_lock = trio.Lock()  # NOTIFYs of one dialog share a Call-ID (the waiter key): one at a time
 
 
 class SimulatedDevice:
@@ -181,6 +205,9 @@ class SimulatedDevice:
         sessions: the media sessions of the current boot (live until BYE).
         received: every MANSCDP body received (parsed).
         server_date: the `Date` header of the last 200 to REGISTER (9.10 time sync), if any.
+        subscribe_log: every SUBSCRIBE accepted, as (event, refresh) in order (refresh: inside an existing dialog).
+        notifies_sent: NOTIFYs sent in subscription dialogs (answered or not).
+        channel_status: each channel's catalog `<Status>` ("ON" / "OFF"; `set_channel_status`).
     """
 
     def __init__(
@@ -205,6 +232,9 @@ class SimulatedDevice:
         self.finished_sessions: list[MediaSession] = []
         self.received: list[ManscdpMessage] = []
         self.server_date: str | None = None
+        self.subscribe_log: list[tuple[str, bool]] = []
+        self.notifies_sent = 0
+        self.channel_status: dict[str, str] = dict.fromkeys(settings.channel_list, "ON")
         self.heads: dict[str, PtzHead] = {cid: PtzHead() for cid in settings.channel_list}
         self._changed = trio.Event()
         self._boot: _Boot | None = None
@@ -246,6 +276,88 @@ class SimulatedDevice:
         if self._boot_scope is not None:
             self._restart_requested = True
             self._boot_scope.cancel()
+
+    def subscribed(self) -> dict[str, float]:
+        """The live subscriptions of this boot: event name -> `trio.current_time()` at which it expires."""
+        boot = self._boot
+        now = trio.current_time()
+        if boot is None:
+            return {}
+        return {name: sub.expires_at for name, sub in boot.subscriptions.items() if sub.expires_at > now}
+
+    async def raise_alarm(
+        self,
+        channel_id: str | None = None,
+        *,
+        priority: int = 1,
+        method: int = 5,
+        alarm_type: str | None = None,
+        description: str | None = None,
+    ) -> int | None:
+        """Report an alarm (A.2.5.3): `priority` 1 (highest) to 4; `method` 1 phone, 2 device, 3 SMS, 4 GPS,
+        5 video, 6 device fault, 7 other; `alarm_type` goes in `<Info><AlarmType>`.
+
+        Returns the platform's SIP status (None: no answer).
+
+        Raises:
+            FluxkitError: the device is not registered.
+        """
+        message = Alarm(
+            sn=self._next_sn(),
+            device_id=channel_id or self.settings.device_id,
+            alarm_priority=str(priority),
+            alarm_method=str(method),
+            alarm_time=_local_time(),
+            alarm_description=description,
+            info=() if alarm_type is None else (("AlarmType", alarm_type),),
+        )
+        return await self._send_event("Alarm", message)
+
+    async def set_channel_status(self, channel_id: str, status: str) -> int | None:
+        """Take a channel ON or OFF line and tell the platform (a Catalog notify whose item has `<Event>`).
+
+        Returns the platform's SIP status (None: no answer).
+
+        Raises:
+            FluxkitError: unknown channel, a status other than ON/OFF, or the device is not registered.
+        """
+        status = status.upper()
+        if channel_id not in self.channel_status or status not in ("ON", "OFF"):
+            raise FluxkitError(f"cannot set channel {channel_id!r} to {status!r}")
+        self.channel_status[channel_id] = status
+        item = next(i for i in self._catalog_items() if i.device_id == channel_id)
+        item = attrs.evolve(item, event=status)
+        notify = CatalogNotify(sn=self._next_sn(), device_id=self.settings.device_id, sum_num=1, items=(item,))
+        return await self._send_event("Catalog", notify)
+
+    async def report_position(
+        self,
+        channel_id: str | None = None,
+        *,
+        longitude: float,
+        latitude: float,
+        speed: float = 0.0,
+        direction: float = 0.0,
+        altitude: float = 0.0,
+    ) -> int | None:
+        """Report where the device is (MobilePosition notify, A.2.5.5).
+
+        Returns the platform's SIP status (None: no answer).
+
+        Raises:
+            FluxkitError: the device is not registered.
+        """
+        message = MobilePosition(
+            sn=self._next_sn(),
+            device_id=channel_id or self.settings.device_id,
+            time=_local_time(),
+            longitude=f"{longitude:.6f}",
+            latitude=f"{latitude:.6f}",
+            speed=f"{speed:g}",
+            direction=f"{direction:g}",
+            altitude=f"{altitude:g}",
+        )
+        return await self._send_event("MobilePosition", message)
 
     async def run(self, *, task_status: trio.TaskStatus[SimulatedDevice] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled: (re)connect, register, keep alive, answer. Started once the first boot began."""
@@ -523,10 +635,98 @@ class SimulatedDevice:
             self._on_info(boot, request, now)
         elif method == "CANCEL":
             ua.respond(request, 200, now)
-        elif method in ("OPTIONS", "NOTIFY", "SUBSCRIBE"):
+        elif method == "SUBSCRIBE":
+            self._on_subscribe(boot, event, now)
+        elif method in ("OPTIONS", "NOTIFY"):
             ua.respond(request, 200, now, headers=[("Expires", request.headers.get("Expires") or "0")])
         else:
             ua.respond(request, 405, now, headers=[("Allow", "INVITE, ACK, BYE, CANCEL, INFO, MESSAGE, OPTIONS")])
+
+    # ---- subscriptions (9.11) -------------------------------------------------------------------------------
+
+    def _on_subscribe(self, boot: _Boot, event: RequestReceived, now: float) -> None:
+        request = event.request
+        ua = boot.ua
+        name = (request.headers.get("Event") or "").split(";", 1)[0].strip()
+        if name not in _SUBSCRIBABLE:
+            ua.respond(request, 489, now, reason="Bad Event")  # RFC 6665 §8.3.1
+            return
+        try:
+            expires = max(0, int(request.headers.get("Expires") or "3600"))
+        except ValueError:
+            ua.respond(request, 400, now, reason="Bad Expires")
+            return
+        sn = 0
+        if request.body:
+            # The query body only narrows the subscription; the simulator sends everything.
+            with contextlib.suppress(ProtocolError):
+                sn = parse_manscdp(request.body).sn
+        response = ua.respond(request, 200, now, headers=[("Expires", str(expires))])
+        dialog = event.dialog
+        refresh = dialog is not None
+        if dialog is None:
+            tag = response.to.tag
+            dialog = next((d for d in ua.dialogs if d.call_id == request.call_id and d.local_tag == tag), None)
+            if dialog is None:
+                return  # the dialog table is full: the 200 went out, nothing will follow
+        self.subscribe_log.append((name, refresh))
+        if expires == 0:
+            boot.subscriptions.pop(name, None)
+            boot.nursery.start_soon(self._notify, boot, name, dialog, b"", "terminated;reason=timeout")
+        else:
+            boot.subscriptions[name] = _Subscription(dialog, now + expires, sn)
+        self._signal()
+        if expires == 0:
+            return
+        if name == "Catalog" and not refresh:
+            boot.nursery.start_soon(self._notify_catalog, boot, sn)
+
+    async def _notify_catalog(self, boot: _Boot, sn: int) -> None:
+        # The subscription's first NOTIFY is the whole catalog, paged and serial like a Catalog answer.
+        items = self._catalog_items()
+        size = self.settings.catalog_page_size
+        for k in range(0, max(len(items), 1), size):
+            page = tuple(items[k : k + size])
+            notify = CatalogNotify(sn=sn, device_id=self.settings.device_id, sum_num=len(items), items=page)
+            response = await self._send_event("Catalog", notify, boot=boot, fallback=False)
+            if response is None or response >= 300:
+                return
+
+    def _live_subscription(self, boot: _Boot, name: str) -> _Subscription | None:
+        sub = boot.subscriptions.get(name)
+        if sub is None:
+            return None
+        if sub.expires_at <= trio.current_time() or sub.dialog not in boot.ua.dialogs:
+            del boot.subscriptions[name]
+            return None
+        return sub
+
+    async def _notify(self, boot: _Boot, name: str, dialog: Dialog, body: bytes, state: str) -> SipResponse | None:
+        async with boot.notify_lock:
+            self.notifies_sent += 1
+            return await self._request(
+                boot,
+                lambda ua, now: ua.notify(
+                    dialog, now, event=name, state=state, body=body, content_type=_MANSCDP if body else None
+                ),
+            )
+
+    async def _send_event(
+        self, name: str, message: ManscdpMessage, *, boot: _Boot | None = None, fallback: bool = True
+    ) -> int | None:
+        """A Notify body as a NOTIFY in the subscription of `name`, else (with `fallback`) as a MESSAGE."""
+        boot = boot or self._boot
+        if boot is None or self.state != "registered":
+            raise FluxkitError(f"device {self.settings.device_id} is not registered")
+        sub = self._live_subscription(boot, name)
+        if sub is not None:
+            remaining = max(1, math.ceil(sub.expires_at - trio.current_time()))
+            response = await self._notify(boot, name, sub.dialog, self._encode(message), f"active;expires={remaining}")
+        elif fallback:
+            response = await self._send_manscdp(boot, message)
+        else:
+            return None
+        return None if response is None else response.status_code
 
     def _on_message(self, boot: _Boot, request: SipRequest, now: float) -> None:
         try:
@@ -569,7 +769,7 @@ class SimulatedDevice:
                     safety_way="0",
                     register_way="1",
                     secrecy="0",
-                    status="ON",
+                    status=self.channel_status.get(cid, "ON"),
                     info=(("PTZType", "1"),),
                 )
             )
@@ -834,6 +1034,11 @@ def _expires(response: SipResponse, default: int) -> int:
         if name.strip().lower() == "expires" and val.strip().isdigit():
             return int(val.strip())
     return default
+
+
+def _local_time() -> str:
+    """Now as MANSCDP writes times: local, ISO 8601 without a zone (A.2.1)."""
+    return datetime.datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _uri_user(uri: str) -> str:

@@ -4,7 +4,7 @@ Strategy: the app owns one `Backend` (remote over the REST API, embedded in Trio
 and two workers: a poller that lists the streams every `poll_interval` seconds and posts `StreamsUpdated`
 (replaceable, so a busy UI skips stale polls instead of queueing them), and an event pump that posts
 `EventReceived`. The message handlers push the data into whichever screens exist. Screens are Textual modes
-(streams, devices, recordings, events), so each keeps its state while another is shown; stream details and
+(streams, devices, recordings, events, storage), so each keeps its state while another is shown; stream details and
 help are pushed on top. `make_app(backend)` is the factory the tests and the CLI use.
 """
 
@@ -25,6 +25,7 @@ from fluxkit_tui.screens.devices import DevicesScreen
 from fluxkit_tui.screens.events import EventsScreen
 from fluxkit_tui.screens.help import HelpScreen
 from fluxkit_tui.screens.recordings import RecordingsScreen
+from fluxkit_tui.screens.storage import StorageScreen
 from fluxkit_tui.screens.streams import StreamsScreen
 from textual import work
 from textual.app import App, SystemCommand
@@ -45,6 +46,7 @@ class FluxkitConsole(App[int]):
         poll_interval: seconds between stream polls.
         export_dir: where recordings exports are written.
         device_refresh: seconds between GB28181 device list refreshes (0: only on `u`).
+        storage_refresh: seconds between storage (`/metrics`) refreshes (0: only on `u`).
         clock: the current UTC time (the recordings screen's "now"); injectable for tests.
     """
 
@@ -55,6 +57,7 @@ class FluxkitConsole(App[int]):
         "devices": DevicesScreen,
         "recordings": RecordingsScreen,
         "events": EventsScreen,
+        "storage": StorageScreen,
     }
     DEFAULT_MODE = "streams"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -63,6 +66,7 @@ class FluxkitConsole(App[int]):
         Binding("2,d", "switch_mode('devices')", "Devices"),
         Binding("3", "switch_mode('recordings')", "Recordings", show=False),
         Binding("4,e", "switch_mode('events')", "Events"),
+        Binding("5,t", "switch_mode('storage')", "Storage", show=False),
         Binding("question_mark,f1", "help", "Help"),
     ]
 
@@ -73,6 +77,7 @@ class FluxkitConsole(App[int]):
         poll_interval: float = 1.0,
         export_dir: Path | None = None,
         device_refresh: float | None = None,
+        storage_refresh: float | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         super().__init__()
@@ -87,6 +92,8 @@ class FluxkitConsole(App[int]):
         self.backend_error: str | None = None
         if device_refresh is not None:
             self._modes["devices"] = lambda: DevicesScreen(refresh_interval=device_refresh)
+        if storage_refresh is not None:
+            self._modes["storage"] = lambda: StorageScreen(refresh_interval=storage_refresh)
 
     async def on_mount(self) -> None:
         self.sub_title = self.backend.description
@@ -164,6 +171,7 @@ class FluxkitConsole(App[int]):
             ("devices", "GB28181 device tree and PTZ"),
             ("recordings", "segments, gaps and export"),
             ("events", "filterable log of engine events"),
+            ("storage", "recorded bytes, segments, lag and disk use"),
         ):
             yield SystemCommand(mode.capitalize(), f"Show the {text}", lambda m=mode: self.switch_mode(m))
         yield SystemCommand("Help", "Every key of every screen", self.action_help)

@@ -31,11 +31,16 @@ __all__ = [
     "Channel",
     "Device",
     "EventLine",
+    "HttpAnswer",
     "PtzResult",
     "Recordings",
     "RemoteBackend",
     "Span",
+    "StorageReport",
     "StreamStatus",
+    "StreamStorage",
+    "parse_metrics",
+    "storage_report",
 ]
 
 #: The PTZ command names the platform accepts (`POST /api/video/gb28181/devices/{id}/ptz`).
@@ -137,6 +142,7 @@ class Device:
     manufacturer: str = ""
     model: str = ""
     address: str = ""
+    transport: str = ""
     last_keepalive: float | None = None
     channels: tuple[Channel, ...] = ()
 
@@ -149,6 +155,7 @@ class Device:
             manufacturer=str(body.get("manufacturer") or ""),
             model=str(body.get("model") or ""),
             address=str(body.get("address") or ""),
+            transport=str(body.get("transport") or ""),
             last_keepalive=body.get("last_keepalive"),
             channels=tuple(
                 Channel(
@@ -169,6 +176,46 @@ class PtzResult:
     request: dict[str, Any]
     status: int
     answer: str
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class HttpAnswer:
+    """One command request (method, path, JSON body) and the HTTP answer (status 0: nothing answered)."""
+
+    method: str
+    path: str
+    request: dict[str, Any] | None
+    status: int
+    answer: str
+    body: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class StreamStorage:
+    """Recorded data of one stream (`/metrics`); `lag` is None when the stream is not in the engine."""
+
+    stream_id: str
+    bytes: int = 0
+    segments: int = 0
+    lag: float | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class StorageReport:
+    """Storage use from `/metrics`; `retention` is None because the REST API does not expose it."""
+
+    streams: tuple[StreamStorage, ...] = ()
+    disk_free: int | None = None
+    disk_total: int | None = None
+    retention: dict[str, Any] | None = None
+
+    @property
+    def recorded_bytes(self) -> int:
+        return sum(s.bytes for s in self.streams)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -240,6 +287,16 @@ class Backend(Protocol):
         self, device_id: str, channel_id: str, command: str, *, speed: int = 128, preset: int | None = None
     ) -> PtzResult: ...
 
+    async def start_live(self, device_id: str, channel_id: str, transport: str = "udp") -> HttpAnswer:
+        """Start a GB28181 channel's live video; the answer's body holds the `stream_id` on success."""
+        ...
+
+    async def stop_live(self, stream_id: str) -> HttpAnswer:
+        """Stop a live stream started with `start_live`."""
+        ...
+
+    async def storage(self) -> StorageReport: ...
+
     def events(self) -> AsyncIterator[EventLine]:
         """Events as they happen, until the backend closes."""
         ...
@@ -252,6 +309,95 @@ def format_time(when: dt.datetime) -> str:
 
 def parse_time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _unescape_label(value: str) -> str:
+    return value.replace("\\\\", "\0").replace('\\"', '"').replace("\\n", "\n").replace("\0", "\\")
+
+
+def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Samples of a Prometheus text exposition page (format 0.0.4), by metric name.
+
+    Comments, blank lines and lines that do not parse are skipped; a timestamp after the value is ignored.
+    """
+    families: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        labels: dict[str, str] = {}
+        brace = line.find("{")
+        if brace >= 0:
+            name = line[:brace].strip()
+            rest = line[brace + 1 :]
+            while True:  # name="value" pairs; values escape backslash, double quote and newline
+                rest = rest.lstrip(" ,")
+                if rest.startswith("}"):
+                    rest = rest[1:]
+                    break
+                eq = rest.find('="')
+                if eq <= 0:
+                    rest = ""
+                    break
+                key, rest = rest[:eq].strip(), rest[eq + 2 :]
+                end = 0
+                while True:
+                    end = rest.find('"', end)
+                    if end < 0:
+                        break
+                    slashes = len(rest[:end]) - len(rest[:end].rstrip("\\"))
+                    if slashes % 2 == 0:
+                        break
+                    end += 1
+                if end < 0:
+                    rest = ""
+                    break
+                labels[key] = _unescape_label(rest[:end])
+                rest = rest[end + 1 :]
+            fields = rest.split()
+        else:
+            name, _, rest = line.partition(" ")
+            fields = rest.split()
+        if not name or not fields:
+            continue
+        try:
+            value = float(fields[0])
+        except ValueError:
+            continue
+        families.setdefault(name, []).append((labels, value))
+    return families
+
+
+def storage_report(metrics: str) -> StorageReport:
+    """The storage figures of a `/metrics` page (`fluxkit_recording_*`, `fluxkit_disk_*`)."""
+    families = parse_metrics(metrics)
+    by_stream: dict[str, dict[str, float]] = {}
+    for name, field in (
+        ("fluxkit_recording_bytes", "bytes"),
+        ("fluxkit_recording_segments", "segments"),
+        ("fluxkit_recording_lag_seconds", "lag"),
+    ):
+        for labels, value in families.get(name, ()):
+            if "stream" in labels:
+                by_stream.setdefault(labels["stream"], {})[field] = value
+
+    def single(name: str) -> int | None:
+        samples = families.get(name)
+        return int(samples[0][1]) if samples else None
+
+    return StorageReport(
+        streams=tuple(
+            StreamStorage(
+                stream_id=sid,
+                bytes=int(f.get("bytes", 0)),
+                segments=int(f.get("segments", 0)),
+                lag=f.get("lag"),
+            )
+            for sid, f in sorted(by_stream.items())
+        ),
+        disk_free=single("fluxkit_disk_free_bytes"),
+        disk_total=single("fluxkit_disk_total_bytes"),
+    )
 
 
 def _recording_states(metrics: str) -> dict[str, str]:
@@ -478,6 +624,33 @@ class RemoteBackend:
             return PtzResult(request=request, status=0, answer=str(exc) or type(exc).__name__)
         answer = _message(response) if response.status_code >= 400 else response.text
         return PtzResult(request=request, status=response.status_code, answer=answer)
+
+    async def _command(self, method: str, path: str, request: dict[str, Any] | None) -> HttpAnswer:
+        try:
+            response = await self._client.request(method, path, json=request)
+        except httpx.HTTPError as exc:
+            message = str(exc) or type(exc).__name__
+            return HttpAnswer(method=method, path=path, request=request, status=0, answer=message)
+        body: dict[str, Any] | None = None
+        if response.status_code < 400 and response.content:
+            try:
+                parsed = response.json()
+            except ValueError:
+                parsed = None
+            body = parsed if isinstance(parsed, dict) else None
+        answer = _message(response) if response.status_code >= 400 else response.text
+        status = response.status_code
+        return HttpAnswer(method=method, path=path, request=request, status=status, answer=answer, body=body)
+
+    async def start_live(self, device_id: str, channel_id: str, transport: str = "udp") -> HttpAnswer:
+        path = f"/api/video/gb28181/devices/{quote(device_id, safe='')}/live"
+        return await self._command("POST", path, {"channel_id": channel_id, "transport": transport})
+
+    async def stop_live(self, stream_id: str) -> HttpAnswer:
+        return await self._command("DELETE", f"/api/video/gb28181/streams/{quote(stream_id, safe='')}", None)
+
+    async def storage(self) -> StorageReport:
+        return storage_report((await self._get("/metrics")).text)
 
 
 class _NoEventFeed(Exception):

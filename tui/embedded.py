@@ -25,7 +25,17 @@ from typing import Any
 import attrs
 import outcome
 import trio
-from fluxkit_tui.backend import BackendError, Device, EventLine, PtzResult, Recordings, RemoteBackend, StreamStatus
+from fluxkit_tui.backend import (
+    BackendError,
+    Device,
+    EventLine,
+    HttpAnswer,
+    PtzResult,
+    Recordings,
+    RemoteBackend,
+    StorageReport,
+    StreamStatus,
+)
 
 from fluxkit.app import RunningFluxkit, run_fluxkit
 from fluxkit.config import Config, ProtocolSettings, load_config
@@ -207,6 +217,15 @@ class EmbeddedBackend:
         self, device_id: str, channel_id: str, command: str, *, speed: int = 128, preset: int | None = None
     ) -> PtzResult:
         return await self.remote.ptz(device_id, channel_id, command, speed=speed, preset=preset)
+
+    async def start_live(self, device_id: str, channel_id: str, transport: str = "udp") -> HttpAnswer:
+        return await self.remote.start_live(device_id, channel_id, transport)
+
+    async def stop_live(self, stream_id: str) -> HttpAnswer:
+        return await self.remote.stop_live(stream_id)
+
+    async def storage(self) -> StorageReport:
+        return await self.remote.storage()
 
     async def events(self) -> AsyncIterator[EventLine]:
         # The engine's real events and the log; the remote poll-diff events would only repeat them.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import json
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,13 @@ from fluxkit_tui.backend import (
     Channel,
     Device,
     EventLine,
+    HttpAnswer,
     PtzResult,
     Recordings,
     Span,
+    StorageReport,
     StreamStatus,
+    storage_report,
 )
 
 T0 = dt.datetime(2026, 1, 2, 3, 4, 0, tzinfo=dt.UTC)
@@ -42,6 +46,21 @@ def make_jpeg(width: int = 64, height: int = 36) -> bytes:
         for packet in stream.encode():
             container.mux(packet)
     return out.getvalue()
+
+
+def make_metrics(streams: int = 3, tick: int = 0) -> str:
+    """A `/metrics` page as fluxkit writes it, with deterministic storage figures (cam000 has no lag sample)."""
+    lines = ["# HELP fluxkit_streams Streams registered in the engine.", "# TYPE fluxkit_streams gauge",
+             f"fluxkit_streams {streams}", "# TYPE fluxkit_recording_bytes gauge"]  # fmt: skip
+    lines += [
+        f'fluxkit_recording_bytes{{stream="cam{i:03d}"}} {(i + 1) * 7_340_032 + tick * 1000}' for i in range(streams)
+    ]
+    lines.append("# TYPE fluxkit_recording_segments gauge")
+    lines += [f'fluxkit_recording_segments{{stream="cam{i:03d}"}} {(i + 1) * 12 + tick}' for i in range(streams)]
+    lines.append("# TYPE fluxkit_recording_lag_seconds gauge")
+    lines += [f'fluxkit_recording_lag_seconds{{stream="cam{i:03d}"}} {1.5 + 20.0 * i}' for i in range(1, streams)]
+    lines += ["fluxkit_disk_free_bytes 53687091200", "fluxkit_disk_total_bytes 214748364800"]
+    return "\n".join(lines) + "\n"
 
 
 def make_rows(count: int, tick: int = 0) -> list[StreamStatus]:
@@ -80,6 +99,9 @@ class FakeBackend:
         self.jpeg = make_jpeg()
         self.events_out: asyncio.Queue[EventLine] = asyncio.Queue()
         self.closed = False
+        self.live_calls: list[tuple[str, ...]] = []
+        self.live_streams: set[str] = set()
+        self.storage_reads = 0
 
     def tick(self) -> None:
         self.ticks += 1
@@ -135,9 +157,11 @@ class FakeBackend:
 
     async def devices(self) -> list[Device]:
         return [
-            Device(device_id="34020000001320000001", online=True, name="gate", channels=(
+            Device(device_id="34020000001320000001", online=True, name="gate", address="127.0.0.1:5062",
+                   transport="UDP", last_keepalive=(T0 - dt.timedelta(seconds=12)).timestamp(), channels=(
                 Channel(channel_id="34020000001320000001", name="gate cam", status="ON"),)),
-            Device(device_id="34020000001180000002", online=False, name="nvr", channels=(
+            Device(device_id="34020000001180000002", online=False, name="nvr", address="127.0.0.1:5070",
+                   transport="TCP", channels=(
                 Channel(channel_id="34020000001310000003", name="hall", status="OFF"),)),
         ]  # fmt: skip
 
@@ -151,6 +175,30 @@ class FakeBackend:
         if device_id.endswith("2"):
             return PtzResult(request=request, status=409, answer=f"device {device_id} is offline")
         return PtzResult(request=request, status=200, answer='{"status": 200}')
+
+    async def start_live(self, device_id: str, channel_id: str, transport: str = "udp") -> HttpAnswer:
+        self.live_calls.append(("start", device_id, channel_id, transport))
+        path = f"/api/video/gb28181/devices/{device_id}/live"
+        request = {"channel_id": channel_id, "transport": transport}
+        if device_id.endswith("2"):
+            answer = f"GB28181 device {device_id} is offline"
+            return HttpAnswer(method="POST", path=path, request=request, status=409, answer=answer)
+        body = {"stream_id": channel_id, "device_id": device_id, "channel_id": channel_id, "transport": transport}
+        self.live_streams.add(channel_id)
+        return HttpAnswer(method="POST", path=path, request=request, status=201, answer=json.dumps(body), body=body)
+
+    async def stop_live(self, stream_id: str) -> HttpAnswer:
+        self.live_calls.append(("stop", stream_id))
+        path = f"/api/video/gb28181/streams/{stream_id}"
+        if stream_id not in self.live_streams:
+            answer = f"no GB28181 stream {stream_id!r} started through this API"
+            return HttpAnswer(method="DELETE", path=path, request=None, status=404, answer=answer)
+        self.live_streams.discard(stream_id)
+        return HttpAnswer(method="DELETE", path=path, request=None, status=204, answer="")
+
+    async def storage(self) -> StorageReport:
+        self.storage_reads += 1
+        return storage_report(make_metrics(self.count, self.ticks))
 
     async def events(self) -> AsyncIterator[EventLine]:
         while True:

@@ -20,6 +20,7 @@ from fluxkit_tui.backend import RemoteBackend
 from fluxkit_tui.screens.details import DetailsScreen
 from fluxkit_tui.screens.devices import DevicesScreen
 from fluxkit_tui.screens.recordings import RecordingsScreen
+from fluxkit_tui.screens.storage import StorageScreen
 from fluxkit_tui.screens.streams import StreamsScreen
 from fluxkit_tui.widgets.snapshot_view import SnapshotView
 
@@ -92,6 +93,27 @@ async def test_recordings_list_and_export_mp4(real_fluxkit: RealFluxkit, tmp_pat
             frames = [p for p in container.demux(video=0) if p.size]
             assert container.streams.video[0].codec_context.name == "h264"
         assert len(frames) > 10
+
+
+@pytest.mark.asyncio
+async def test_storage_screen_reads_real_metrics(real_fluxkit: RealFluxkit, tmp_path: Path) -> None:
+    app = make_app(backend_of(real_fluxkit), poll_interval=0.5, export_dir=tmp_path, storage_refresh=0.5)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("t")
+        screen = app.screen
+        assert isinstance(screen, StorageScreen)
+
+        def recorded() -> bool:
+            report = screen.report
+            return report is not None and any(s.segments > 0 and s.bytes > 0 for s in report.streams)
+
+        await wait_for(pilot, recorded, 40)
+        assert screen.report is not None
+        assert screen.report.disk_total is not None
+        assert screen.report.disk_total > 0
+        assert screen.report.disk_free is not None
+        assert screen.table.row_count == len(screen.report.streams)
+        assert "disk free" in str(screen.query_one("#storage-disk").render())
 
 
 class RealPlatform:
@@ -180,3 +202,32 @@ async def test_ptz_keys_reach_the_simulated_device(tmp_path: Path) -> None:
             ]
             assert log[0].channel_id == screen.target[1]
             assert "200" in str(screen.query_one("#ptz-log").render())
+
+
+@pytest.mark.asyncio
+async def test_live_start_and_stop_on_the_real_platform(tmp_path: Path) -> None:
+    with RealPlatform() as real:
+        backend = RemoteBackend(real.api_url, "t0ken")
+        app = make_app(backend, poll_interval=1, export_dir=tmp_path, device_refresh=0)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("d")
+            screen = app.screen
+            assert isinstance(screen, DevicesScreen)
+            await wait_for(pilot, lambda: screen.target is not None)
+            assert screen.target is not None
+            device = screen.devices[0]
+            assert device.transport == "UDP"
+            assert device.address.startswith("127.0.0.1:")
+            assert "address 127.0.0.1:" in str(screen.query_one("#device-info").render())
+            await pilot.press("v")
+            await wait_for(pilot, lambda: len(screen.live_answers) == 1)
+            started = screen.live_answers[0]
+            assert started.status == 201, started.answer
+            stream_id = screen.live[screen.target]
+            assert stream_id == screen.target[1]
+            assert (await backend.get_stream(stream_id))["stream_id"] == stream_id
+            await pilot.press("v")
+            await wait_for(pilot, lambda: len(screen.live_answers) == 2)
+            assert screen.live_answers[1].status == 204, screen.live_answers[1].answer
+            assert screen.live == {}
+            assert "answer 204" in str(screen.query_one("#live-log").render())

@@ -4,16 +4,21 @@ Strategy: the arrow keys are PTZ here, so they are priority bindings of this scr
 otherwise); the tree moves with j/k (or the mouse) and Enter picks the channel. A terminal reports no key
 releases, so an arrow starts a move and Space stops it, as on a joystick-less keyboard console. Every command is
 one `Backend.ptz` call in a queued worker, and the panel shows the request body sent and the HTTP status and
-body that came back.
+body that came back. `v` starts the selected channel's live video (`POST .../devices/{id}/live`, UDP) and a
+second `v` on that channel stops it (`DELETE /api/video/gb28181/streams/{stream_id}`); the stream ids the
+platform returned are remembered per channel, and each request and answer is shown under the PTZ log. The
+selected device's address, SIP transport and last keepalive (with its age by the app's clock) are shown when the
+API reports them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import TYPE_CHECKING, ClassVar
 
-from fluxkit_tui.backend import BackendError, Device, PtzResult
+from fluxkit_tui.backend import BackendError, Device, HttpAnswer, PtzResult
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -56,6 +61,7 @@ class DevicesScreen(Screen[None]):
         Binding("j", "tree_cursor(1)", "Next", show=False),
         Binding("k", "tree_cursor(-1)", "Previous", show=False),
         Binding("u", "refresh_devices", "Refresh", show=False),
+        Binding("v", "toggle_live", "Live on/off"),
         *(Binding(str(n), f"preset_number({n})", show=False) for n in range(1, 10)),
     ]
 
@@ -67,6 +73,10 @@ class DevicesScreen(Screen[None]):
         self.speed = 128
         self.preset = 1
         self.sent: list[PtzResult] = []
+        #: Live streams this screen started: (device_id, channel_id) -> stream_id.
+        self.live: dict[tuple[str, str], str] = {}
+        #: Live start/stop requests and their answers, newest last.
+        self.live_answers: list[HttpAnswer] = []
         self._queue: asyncio.Queue[tuple[tuple[str, str], str, int, int | None]] = asyncio.Queue(maxsize=64)
 
     @property
@@ -81,16 +91,20 @@ class DevicesScreen(Screen[None]):
             yield tree
             with Vertical(id="ptz-panel"):
                 yield Static("no channel selected", id="ptz-target")
+                yield Static(id="device-info")
                 yield Static(id="ptz-speed-label")
                 yield ProgressBar(total=255, show_eta=False, show_percentage=False, id="ptz-speed")
                 yield Static(id="ptz-help")
                 yield Static(id="ptz-log")
+                yield Static(id="live-log")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#ptz-help", Static).update(
-            "arrows pan/tilt · space stop · +/- zoom · n/f focus · o/c iris\n"
-            "1-9 preset no. · p set · g call · x delete · </> speed · j/k move · enter select"
+            "arrows pan/tilt · space stop · +/- zoom\n"
+            "n/f focus · o/c iris · </> speed\n"
+            "1-9 preset no. · p set · g call · x delete\n"
+            "v live on/off · j/k move · enter select"
         )
         self._draw_speed()
         self._sender()
@@ -108,6 +122,7 @@ class DevicesScreen(Screen[None]):
         if devices != self.devices:
             self.devices = devices
             self._build_tree()
+            self._draw_device_info()
 
     def _build_tree(self) -> None:
         tree: Tree[tuple[str, str]] = self.query_one("#device-tree", Tree)
@@ -131,6 +146,25 @@ class DevicesScreen(Screen[None]):
     def _select(self, target: tuple[str, str]) -> None:
         self.target = target
         self.query_one("#ptz-target", Static).update(f"PTZ on device {target[0]} channel {target[1]}")
+        self._draw_device_info()
+
+    def _draw_device_info(self) -> None:
+        if self.target is None:
+            return
+        device = next((d for d in self.devices if d.device_id == self.target[0]), None)
+        if device is None:
+            return
+        parts = [f"address {device.address or 'n/a'}", f"transport {device.transport or 'n/a'}"]
+        if device.last_keepalive is None:
+            parts.append("keepalive n/a")
+        else:
+            when = dt.datetime.fromtimestamp(device.last_keepalive, dt.UTC)
+            age = (self.console.clock() - when).total_seconds()
+            parts.append(f"keepalive {when:%H:%M:%S}Z ({max(0.0, age):.0f}s ago)")
+        stream = self.live.get(self.target)
+        if stream is not None:
+            parts.append(f"live {stream}")
+        self.query_one("#device-info", Static).update(" · ".join(parts))
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[tuple[str, str]]) -> None:
         if event.node.data is not None:
@@ -169,6 +203,34 @@ class DevicesScreen(Screen[None]):
             self.notify("PTZ commands are queuing up: the platform is slow", severity="warning")
             return
         self._queue.put_nowait((self.target, command, self.speed, preset))
+
+    def action_toggle_live(self) -> None:
+        if self.target is None:
+            self.notify("select a channel first", severity="warning")
+            return
+        self._toggle_live(self.target)
+
+    @work(group="live", exclusive=True)
+    async def _toggle_live(self, target: tuple[str, str]) -> None:
+        backend = self.console.backend
+        stream_id = self.live.get(target)
+        if stream_id is None:
+            answer = await backend.start_live(target[0], target[1], "udp")
+            if answer.ok and answer.body is not None and "stream_id" in answer.body:
+                self.live[target] = str(answer.body["stream_id"])
+        else:
+            answer = await backend.stop_live(stream_id)
+            if answer.ok or answer.status == 404:  # 404: it has ended already, nothing left to stop
+                self.live.pop(target, None)
+        self.live_answers.append(answer)
+        del self.live_answers[:-50]
+        text = Text()
+        body = f" {json.dumps(answer.request)}" if answer.request is not None else ""
+        path = answer.path.replace("/api/video/gb28181", "...", 1)
+        text.append(f"sent  {answer.method} {path}{body}\n")
+        text.append(f"answer {answer.status or 'no answer'} {answer.answer}", style="green" if answer.ok else "red")
+        self.query_one("#live-log", Static).update(text)
+        self._draw_device_info()
 
     @work(group="ptz")
     async def _sender(self) -> None:

@@ -490,57 +490,13 @@ class _Api:
             await _deny(websocket, 503, "live view is not available")
             return
         await websocket.accept()
-        code, reason = 1000, "stream ended"
-        disconnected = False
-        # As in `events`: Hypercorn shields its socket writes from cancellation, so a timeout around send_bytes
-        # never fires. A separate task sends, taking one chunk at a time over an unbuffered channel; when it has
-        # not taken the next chunk within `live_send_timeout`, the client is dropped (1008) and the engine
-        # subscription released at once.
-        to_sender, from_pump = trio.open_memory_channel[bytes](0)
-        async with trio.open_nursery() as nursery:
-
-            async def watch() -> None:
-                nonlocal disconnected
-                with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                    while True:
-                        message = await websocket.receive()
-                        if message["type"] == "websocket.disconnect":
-                            break
-                disconnected = True
-                nursery.cancel_scope.cancel()
-
-            async def send() -> None:
-                nonlocal disconnected
-                try:
-                    async for chunk in from_pump:
-                        await websocket.send_bytes(chunk)
-                except (WebSocketDisconnect, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    disconnected = True
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(watch)
-            nursery.start_soon(send)
-            chunks: AsyncIterator[bytes] = live_fmp4(self.engine, stream_id)
-            try:
-                async for chunk in chunks:
-                    with trio.move_on_after(self.services.live_send_timeout) as scope:
-                        await to_sender.send(bytes(chunk))
-                    if scope.cancelled_caught:
-                        code, reason = 1008, "client too slow"
-                        _log.warning("live view of %r: dropping a client too slow to keep up", stream_id)
-                        break
-            except (StreamNotFoundError, FluxkitError) as exc:
-                code, reason = 1011, str(exc)[:120]
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                disconnected = True
-            finally:
-                await _aclose(chunks)
-                to_sender.close()
-            if code != 1000 or disconnected:
-                nursery.cancel_scope.cancel()
-        if not disconnected:
-            with trio.move_on_after(1), contextlib.suppress(Exception):
-                await websocket.close(code=code, reason=reason)
+        await _serve_websocket(
+            websocket,
+            live_fmp4(self.engine, stream_id),
+            send_timeout=self.services.live_send_timeout,
+            what=f"live view of {stream_id!r}",
+            end=(1000, "stream ended"),
+        )
 
     # -- events ------------------------------------------------------------------------------------------------
 
@@ -576,63 +532,36 @@ class _Api:
         except HTTPException as exc:
             await _deny(websocket, exc.status_code, exc.detail)
             return
-        listener = self.engine.events()
-        code, reason = 1001, "engine closed"
-        disconnected = False
-        to_sender, from_pump = trio.open_memory_channel[str](0)
+        listener = self.engine.events()  # before the accept: every event after it is sent
         try:
             await websocket.accept()
-            async with trio.open_nursery() as nursery:
+        except BaseException:
+            listener.close()
+            raise
 
-                async def watch() -> None:
-                    nonlocal disconnected
-                    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                        while True:
-                            message = await websocket.receive()
-                            if message["type"] == "websocket.disconnect":
-                                break
-                    disconnected = True
-                    nursery.cancel_scope.cancel()
-
-                async def send() -> None:
-                    nonlocal disconnected
-                    try:
-                        async for text in from_pump:
-                            await websocket.send_text(text)
-                    except (WebSocketDisconnect, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                        disconnected = True
-                    # Done (or gone): stop watching so the close below can run.
-                    nursery.cancel_scope.cancel()
-
-                nursery.start_soon(watch)
-                nursery.start_soon(send)
-                reported = 0
+        async def messages() -> AsyncIterator[str]:
+            reported = 0
+            try:
                 async for event in listener:
                     if only is not None and event.stream_id != only:
                         continue
                     body = event_json(event, self.services.wall_clock())
-                    messages = [body]
                     dropped = listener.statistics().dropped
                     if dropped > reported:
                         lost = {"type": EVENTS_DROPPED, "stream_id": None, "time": body["time"]}
-                        messages.insert(0, {**lost, "count": dropped - reported})
+                        yield json.dumps({**lost, "count": dropped - reported}, separators=(",", ":"))
                         reported = dropped
-                    with trio.move_on_after(self.services.live_send_timeout) as scope:
-                        for item in messages:
-                            await to_sender.send(json.dumps(item, separators=(",", ":")))
-                    if scope.cancelled_caught:
-                        code, reason = 1008, "client too slow"
-                        _log.warning("event feed: dropping a client too slow to keep up")
-                        listener.close()  # release the engine side now; the stuck write ends with the connection
-                        break
-                # The sender finishes the message it holds, sees the channel closed and ends the nursery.
-                to_sender.close()
-        finally:
-            listener.close()
-            to_sender.close()
-        if not disconnected:
-            with trio.move_on_after(1), contextlib.suppress(Exception):
-                await websocket.close(code=code, reason=reason)
+                    yield json.dumps(body, separators=(",", ":"))
+            finally:
+                listener.close()  # also when a lagging client is dropped: the engine side is released at once
+
+        await _serve_websocket(
+            websocket,
+            messages(),
+            send_timeout=self.services.live_send_timeout,
+            what="event feed",
+            end=(1001, "engine closed"),
+        )
 
     # -- documents ---------------------------------------------------------------------------------------------
 
@@ -662,6 +591,69 @@ async def _deny(websocket: WebSocket, status: int, message: str) -> None:
         await websocket.send_denial_response(JSONResponse({"error": message, "status": status}, status_code=status))
     else:
         await websocket.close(code=1008, reason=message[:120])
+
+
+async def _serve_websocket(
+    websocket: WebSocket,
+    messages: AsyncIterator[bytes] | AsyncIterator[str],
+    *,
+    send_timeout: float,
+    what: str,
+    end: tuple[int, str],
+) -> None:
+    """Send `messages` to an accepted WebSocket until they end (close with `end`), the client leaves, or it lags.
+
+    Hypercorn shields its socket writes from cancellation, so a timeout around `send_bytes` would never fire. A
+    separate task sends, taking one message at a time over an unbuffered channel; when it has not taken the next
+    one within `send_timeout`, the client is dropped (1008) and `messages` closed at once, which releases the
+    engine subscription or listener behind it. The engine never waits for a client.
+    """
+    code, reason = end
+    gone = trio.Event()  # the client disconnected (or its socket failed)
+    to_sender, from_pump = trio.open_memory_channel[bytes | str](0)
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                while True:
+                    if (await websocket.receive())["type"] == "websocket.disconnect":
+                        break
+            gone.set()
+            nursery.cancel_scope.cancel()
+
+        async def send() -> None:
+            try:
+                async for message in from_pump:
+                    if isinstance(message, bytes):
+                        await websocket.send_bytes(message)
+                    else:
+                        await websocket.send_text(message)
+            except (WebSocketDisconnect, trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                gone.set()
+            nursery.cancel_scope.cancel()  # done or gone: stop watching so the close below can run
+
+        nursery.start_soon(watch)
+        nursery.start_soon(send)
+        try:
+            async for message in messages:
+                with trio.move_on_after(send_timeout) as scope:
+                    await to_sender.send(message)
+                if scope.cancelled_caught:
+                    code, reason = 1008, "client too slow"
+                    _log.warning("%s: dropping a client too slow to keep up", what)
+                    break
+        except (StreamNotFoundError, FluxkitError) as exc:
+            code, reason = 1011, str(exc)[:120]
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            gone.set()
+        finally:
+            await _aclose(messages)
+            to_sender.close()  # the sender finishes what it holds, sees the end and ends the nursery
+        if code != end[0] or gone.is_set():
+            nursery.cancel_scope.cancel()
+    if not gone.is_set():
+        with trio.move_on_after(1), contextlib.suppress(Exception):
+            await websocket.close(code=code, reason=reason)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -135,6 +135,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_keyframe_files(
+    directory: Path, time_us: int, access_unit: bytes, *, codec: str, jpeg: bytes | None
+) -> tuple[Path, Path]:
+    """Write a keyframe's access unit and JPEG as `<ms>.<h264|h265>` / `<ms>.jpg` in `directory`, crash-safely
+    (temporary name, fsync, rename, directory fsync); returns (jpeg path, access-unit path)."""
+    _makedirs(directory)
+    stem = str(time_us // 1000)
+    au_path = directory / f"{stem}.{'h265' if codec == 'hevc' else codec}"
+    jpg_path = directory / f"{stem}.jpg"
+    for path, data in ((au_path, access_unit), (jpg_path, jpeg)):
+        if data is None:
+            continue
+        tmp = path.with_name(f".{path.name}.partial")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    _fsync_dir(directory)
+    return jpg_path, au_path
+
+
 def _makedirs(path: Path) -> None:
     """mkdir -p that fsyncs each parent whose entry it created (a new directory must survive power loss too)."""
     if path.is_dir():
@@ -331,22 +353,8 @@ class LocalStorage:
         time_us = us_from_datetime(time)
 
         def _write() -> KeyframeRecord:
-            day = datetime_from_us(time_us).strftime("%Y-%m-%d")
-            directory = self.root / stream_id / "keyframes" / day
-            _makedirs(directory)
-            stem = str(time_us // 1000)
-            au_path = directory / f"{stem}.{'h265' if codec == 'hevc' else codec}"
-            jpg_path = directory / f"{stem}.jpg"
-            for path, data in ((au_path, access_unit), (jpg_path, jpeg)):
-                if data is None:
-                    continue
-                tmp = path.with_name(f".{path.name}.partial")
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, path)
-            _fsync_dir(directory)
+            directory = self.root / stream_id / "keyframes" / datetime_from_us(time_us).strftime("%Y-%m-%d")
+            jpg_path, au_path = write_keyframe_files(directory, time_us, access_unit, codec=codec, jpeg=jpeg)
             self.index.insert_keyframe(
                 stream_id, time_us, str(jpg_path.relative_to(self.root)), str(au_path.relative_to(self.root))
             )

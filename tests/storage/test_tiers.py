@@ -312,3 +312,16 @@ async def test_recorder_into_tiered_storage_playable_after_moves(tmp_path: Path)
             assert total == 100
             assert (await storage.check()).ok
             assert not list((tmp_path / "st" / "spool").rglob("*.mp4"))
+
+
+@pytest.mark.trio
+async def test_keyframes_stay_local_and_are_listed(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with ManagedStorage([DirStore(tmp_path / "d")], state_dir=tmp_path / "state") as storage:
+            record = await storage.save_keyframe("cam1", 1_700_000_000.5, b"\x00\x00\x00\x01\x65", jpeg=b"\xff\xd8x")
+            later = await storage.save_keyframe("cam1", 1_700_000_060.0, b"\x00\x00\x00\x01\x65", codec="hevc")
+            listed = await storage.query_keyframes("cam1", 1_699_999_999, 1_700_000_100)
+    assert listed == [record, later]
+    assert Path(record.path).read_bytes() == b"\xff\xd8x"
+    assert Path(later.au_path).suffix == ".h265"
+    assert not list((tmp_path / "state" / "keyframes").rglob("*.partial"))  # written by temporary name, renamed

@@ -27,6 +27,7 @@ from typing import Any, Self
 import attrs
 import trio
 
+from fluxkit.storage._local import write_keyframe_files
 from fluxkit.storage._model import (
     GapRecord,
     KeyframeRecord,
@@ -308,13 +309,7 @@ class ManagedStorage:
 
         def _write() -> KeyframeRecord:
             directory = self.state_dir / "keyframes" / stream_id / datetime_from_us(time_us).strftime("%Y-%m-%d")
-            directory.mkdir(parents=True, exist_ok=True)
-            stem = str(time_us // 1000)
-            au_path = directory / f"{stem}.{'h265' if codec == 'hevc' else codec}"
-            au_path.write_bytes(access_unit)
-            jpg = directory / f"{stem}.jpg"
-            if jpeg is not None:
-                jpg.write_bytes(jpeg)
+            jpg, au_path = write_keyframe_files(directory, time_us, access_unit, codec=codec, jpeg=jpeg)
             self.index.insert_keyframe(stream_id, time_us, str(jpg), str(au_path))
             return KeyframeRecord(stream_id=stream_id, time=datetime_from_us(time_us), path=str(jpg),
                                   au_path=str(au_path))  # fmt: skip

@@ -19,6 +19,13 @@ sender task that subscribes to the stream (the engine starts it at a keyframe) a
 `FlvMuxer`, sequence headers first, in batches. A write that makes no progress for `send_timeout` seconds drops
 that player; frames wait meanwhile in the engine's bounded subscription queue.
 
+Flow control (RTMP §5.4.3-5.4.5): publishers are acknowledged per the window they set (in `RtmpConnection`). A
+player is asked to acknowledge every `window_ack_size` bytes; one whose unacknowledged bytes exceed
+`max_unacknowledged` (or the output window it set with Set Peer Bandwidth, when smaller) is slow even though TCP
+still takes the bytes: its frames are dropped (counted, never buffered) until its acknowledgements catch up, and
+it resumes at the next video keyframe; one that stays over the limit for `send_timeout` seconds is disconnected
+with a warning log line.
+
 Every error stays inside its connection: a protocol error (malformed chunks, an oversized chunk size or message,
 bad AMF) is logged with the peer address and closes that connection only.
 """
@@ -41,8 +48,10 @@ from fluxkit.errors import FluxkitError, LocalProtocolError, ProtocolError
 from fluxkit.protocols.flv import FlvDemuxer
 from fluxkit.protocols.rtmp import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_WINDOW_ACK_SIZE,
     NEED_DATA,
     CommandReceived,
+    Connected,
     ConnectionClosed,
     ConnectionState,
     MediaMessage,
@@ -63,6 +72,7 @@ __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_PENDING",
+    "DEFAULT_MAX_UNACKNOWLEDGED",
     "DEFAULT_SEND_TIMEOUT",
     "FlvIngest",
     "RtmpServer",
@@ -79,6 +89,8 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 30.0
 #: Seconds a write to a peer may make no progress.
 DEFAULT_SEND_TIMEOUT = 10.0
+#: Bytes a player may leave unacknowledged before it counts as slow (three of the default windows).
+DEFAULT_MAX_UNACKNOWLEDGED = 3 * DEFAULT_WINDOW_ACK_SIZE
 MAX_RECEIVE = 1 << 16
 _CONNECTION_ERRORS = (
     ProtocolError,
@@ -194,6 +206,8 @@ class RtmpServer:
         send_timeout: float,
         max_message_size: int,
         queue_size: int | None,
+        window_ack_size: int = DEFAULT_WINDOW_ACK_SIZE,
+        max_unacknowledged: int = DEFAULT_MAX_UNACKNOWLEDGED,
     ) -> None:
         self.engine = engine
         self.publish_keys = publish_keys
@@ -204,6 +218,8 @@ class RtmpServer:
         self.send_timeout = send_timeout
         self.max_message_size = max_message_size
         self.queue_size = queue_size
+        self.window_ack_size = window_ack_size
+        self.max_unacknowledged = max_unacknowledged
         #: stream id -> the peer address publishing it.
         self.publishing: dict[str, str] = {}
 
@@ -234,7 +250,12 @@ class _Session:
         self.server = server
         self.stream = stream
         self.peer = peer
-        self.conn = RtmpConnection(Role.SERVER, rng=server.rng, max_message_size=server.max_message_size)
+        self.conn = RtmpConnection(
+            Role.SERVER,
+            rng=server.rng,
+            max_message_size=server.max_message_size,
+            window_ack_size=server.window_ack_size,
+        )
         self.lock = trio.Lock()
         #: message stream id -> (stream id, its ingest).
         self.publishes: dict[int, tuple[str, FlvIngest]] = {}
@@ -293,6 +314,14 @@ class _Session:
                 scope = self.players.pop(event.stream_id, None)
                 if scope is not None:
                     scope.cancel()
+            elif isinstance(event, Connected):
+                _log.info(
+                    "rtmp %s: connected (app %r, %s handshake, objectEncoding %d)",
+                    self.peer,
+                    event.app,
+                    "digest" if conn.handshake_digest else "simple",
+                    conn.object_encoding,
+                )
             elif isinstance(event, CommandReceived):
                 if event.name == "FCUnpublish":
                     for sid in list(self.publishes):
@@ -424,6 +453,10 @@ class _Session:
     ) -> None:
         muxer = muxer_for(tracks)
         conn = self.conn
+        has_video = muxer.video_codec is not None
+        slow_since: float | None = None
+        resync = False  # after dropping, wait for a video keyframe
+        dropped = 0
         with scope:
             async with subscription:
                 while True:
@@ -436,6 +469,48 @@ class _Session:
                             frames.append(subscription.receive_nowait())
                         except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
                             break
+                    limit = self.server.max_unacknowledged
+                    if conn.peer_bandwidth:
+                        limit = min(limit, conn.peer_bandwidth)
+                    if conn.unacknowledged > limit:
+                        now = trio.current_time()
+                        if slow_since is None:
+                            slow_since = now
+                            _log.warning(
+                                "rtmp %s: player of %r is not acknowledging (%d bytes unacknowledged, limit %d): "
+                                "dropping frames until it catches up",
+                                self.peer,
+                                stream_id,
+                                conn.unacknowledged,
+                                limit,
+                            )
+                        elif now - slow_since > self.server.send_timeout:
+                            raise FluxkitError(
+                                f"player of {stream_id!r} stopped acknowledging: {conn.unacknowledged} bytes "
+                                f"unacknowledged for {now - slow_since:.1f} s"
+                            )
+                        dropped += len(frames)
+                        resync = True
+                        continue
+                    if slow_since is not None:
+                        slow_since = None
+                        _log.info(
+                            "rtmp %s: player of %r caught up after %d dropped frames; resuming at a keyframe",
+                            self.peer,
+                            stream_id,
+                            dropped,
+                        )
+                    if resync:
+                        start = next(
+                            (i for i, f in enumerate(frames) if f.keyframe and (f.kind == "video" or not has_video)),
+                            None,
+                        )
+                        if start is None:
+                            dropped += len(frames)
+                            continue
+                        dropped += start
+                        frames = frames[start:]
+                        resync = False
                     async with self.lock:
                         for frame in frames:
                             for kind, ms, body in muxer.push(frame):
@@ -463,6 +538,8 @@ async def serve_rtmp(
     send_timeout: float = DEFAULT_SEND_TIMEOUT,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
     queue_size: int | None = None,
+    window_ack_size: int = DEFAULT_WINDOW_ACK_SIZE,
+    max_unacknowledged: int = DEFAULT_MAX_UNACKNOWLEDGED,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
     """Serve RTMP publish and play on `host:port` until cancelled.
@@ -479,6 +556,8 @@ async def serve_rtmp(
         send_timeout: seconds a write may make no progress.
         max_message_size: bound on one received RTMP message.
         queue_size: bound of each player's subscription queue (default: the engine's).
+        window_ack_size: the acknowledgement window announced to every peer (Window Acknowledgement Size).
+        max_unacknowledged: bytes a player may leave unacknowledged before its frames are dropped (see above).
         task_status: receives the listeners once listening.
     """
     server = RtmpServer(
@@ -491,6 +570,8 @@ async def serve_rtmp(
         send_timeout=send_timeout,
         max_message_size=max_message_size,
         queue_size=queue_size,
+        window_ack_size=window_ack_size,
+        max_unacknowledged=max_unacknowledged,
     )
     await trio.serve_tcp(server.handle, port, host=host, task_status=task_status)
     raise AssertionError("unreachable")  # pragma: no cover - serve_tcp only returns by raising

@@ -7,6 +7,10 @@ the tracks are published with the first frame (taken from the sequence headers, 
 loop waits for bytes until a deadline: `connect_timeout` until media flows, then `stall_timeout` after the last
 media message (nginx-rtmp keeps a play of a missing stream open without a word, so this is also how that ends).
 
+The handshake sends a digest-signed C1 (as Flash Player, librtmp and ffmpeg do) and checks the server's S1 digest
+and S2 signature when the server answers in that scheme (nginx-rtmp, FMS, SRS); a simple server gets the simple
+handshake.
+
 Failures: an error `onStatus` (StreamNotFound, Connect.Rejected, ...), the server closing, `Play.Stop`, a stall,
 or a protocol error raise `RtmpSourceError` and the engine retries (a publisher may come back); a malformed URL
 raises `PermanentSourceError`. State changes are logged on the "fluxkit.net.rtmp" logger.
@@ -146,6 +150,11 @@ class RtmpSource:
                     if ingest.publisher is not None:
                         deadline = trio.current_time() + self.stall_timeout
                 elif isinstance(event, Connected):
+                    _log.info(
+                        "rtmp pull %s: connected (%s handshake)",
+                        self.url,
+                        "digest" if conn.handshake_digest else "simple",
+                    )
                     conn.create_stream()
                 elif isinstance(event, StreamCreated):
                     conn.play(event.stream_id, self.stream_name)

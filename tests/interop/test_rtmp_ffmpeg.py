@@ -2,7 +2,8 @@
 
 Approach: a real engine and `serve_rtmp` on a free loopback port; ffmpeg (Debian 5.1) runs as a subprocess with
 `-re`, so each push lasts as long as its clip. The frames that reach the engine are decoded with PyAV; the FLV
-that an ffmpeg player writes is read back with PyAV. A second publisher on the same key must be refused.
+that an ffmpeg player writes is read back with PyAV. A second publisher on the same key must be refused. Every
+connection uses the digest handshake (ffmpeg signs its C1, and checks our S1/S2 when it plays).
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ async def test_second_publisher_refused_and_ffmpeg_plays(tmp_path: Path, caplog:
                 assert pull.returncode == 0, pull.stderr.decode()
                 nursery.cancel_scope.cancel()
     assert "refused: stream is already being published" in caplog.text
+    # ffmpeg signs its C1; the server answers with a digest S1 and a signed S2, which ffmpeg, when playing,
+    # validates (rtmpproto.c rtmp_handshake: is_input and S1's first version byte >= 3): the pull succeeded.
+    assert caplog.text.count("digest handshake") == 3
+    assert "simple handshake" not in caplog.text
     with av.open(str(out)) as container:
         kinds = {s.type: s.codec_context.name for s in container.streams}
         assert kinds == {"video": "h264", "audio": "aac"}

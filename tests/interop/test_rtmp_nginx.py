@@ -8,6 +8,7 @@ by its PID, and is skipped where nginx or libnginx-mod-rtmp is absent. The frame
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import shutil
 import signal
@@ -75,7 +76,8 @@ def nginx_rtmp(tmp_path: Path) -> Iterator[int]:
 
 
 @pytest.mark.trio
-async def test_pull_from_nginx(nginx_rtmp: int) -> None:
+async def test_pull_from_nginx(nginx_rtmp: int, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "fluxkit.net.rtmp")
     ffmpeg = require_tool("ffmpeg")
     url = f"rtmp://127.0.0.1:{nginx_rtmp}/live/cam1"
     push = [
@@ -114,3 +116,5 @@ async def test_pull_from_nginx(nginx_rtmp: int) -> None:
     decoded = sum(len(decoder.decode(av.Packet(f.data))) for f in video) + len(decoder.decode(None))
     assert decoded == len(video)
     assert any(f.codec == "aac" for f in frames)
+    # Our digest C1 made nginx-rtmp answer with its digest S1 and a signed S2, both checked.
+    assert "connected (digest handshake)" in caplog.text

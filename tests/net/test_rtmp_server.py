@@ -348,3 +348,70 @@ async def test_source_fails_cleanly() -> None:
         with pytest.raises(RtmpSourceError, match="cannot connect"):
             await RtmpSource(f"rtmp://127.0.0.1:{port}/live/none").run(_Session())  # type: ignore[arg-type]
     _ = ConnectionClosed
+
+
+async def _publish_forever(pub: _Client, sid: int, tags: list[tuple[str, int, bytes]]) -> None:
+    for rep in itertools.count(1):  # the whole clip again and again, timestamps continuing (20 frames = 800 ms)
+        await pub.send_tags(sid, [(kind, ms + rep * 800, body) for kind, ms, body in tags])
+        await trio.sleep(0.01)
+
+
+@pytest.mark.trio
+async def test_player_that_stops_acknowledging(caplog: pytest.LogCaptureFixture) -> None:
+    # A player that reads its socket but never acknowledges: its frames are dropped (not buffered), then it is
+    # disconnected with a clear log line; the publisher goes on.
+    caplog.set_level(logging.INFO, "fluxkit.net.rtmp")
+    tags = _clip_tags()
+    settings = {"window_ack_size": 5_000, "max_unacknowledged": 20_000, "send_timeout": 0.5}
+    with trio.fail_after(20):
+        async with _server(**settings) as (engine, port), _client(port) as pub, trio.open_nursery() as nursery:
+            sid, _ = await pub.publish("cam1")
+            async with engine.events() as events:
+                await pub.send_tags(sid, tags[:4])
+                async for event in events:
+                    if isinstance(event, StreamPublished):
+                        break
+            nursery.start_soon(_publish_forever, pub, sid, tags)
+            async with _client(port) as player:
+                psid = await player.open_stream()
+                player.conn.play(psid, "cam1")
+                await player.expect(MediaMessage)
+                received = 0
+                while data := await player.stream.receive_some(65536):  # read, never acknowledge
+                    received += len(data)
+            assert received < 200_000  # bounded: nothing piles up for it
+            assert any(s.stream_id == "cam1" for s in engine.list_streams())
+            nursery.cancel_scope.cancel()
+    assert "is not acknowledging" in caplog.text
+    assert "stopped acknowledging" in caplog.text
+
+
+@pytest.mark.trio
+async def test_slow_player_resumes_at_keyframe(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "fluxkit.net.rtmp")
+    tags = _clip_tags()
+    settings = {"window_ack_size": 5_000, "max_unacknowledged": 20_000, "send_timeout": 30.0}
+    with trio.fail_after(20):
+        async with _server(**settings) as (_engine, port), _client(port) as pub, trio.open_nursery() as nursery:
+            sid, _ = await pub.publish("cam1")
+            await pub.send_tags(sid, tags[:4])
+            nursery.start_soon(_publish_forever, pub, sid, tags)
+            async with _client(port) as player:
+                psid = await player.open_stream()
+                player.conn.play(psid, "cam1")
+                await player.expect(MediaMessage)
+                held = bytearray()
+                while "is not acknowledging" not in caplog.text:
+                    with trio.move_on_after(0.05):  # once it lags, the server sends nothing more
+                        held += await player.stream.receive_some(65536)
+                player.conn.receive_data(bytes(held))  # catch up: the client acknowledges what it read
+                video: list[MediaMessage] = []
+                while "caught up" not in caplog.text or len(video) < 40:
+                    media = await player.expect(MediaMessage)
+                    assert isinstance(media, MediaMessage)
+                    if media.kind == "video" and media.payload[1] == 1:
+                        video.append(media)
+            nursery.cancel_scope.cancel()
+    gaps = [i for i in range(1, len(video)) if video[i].timestamp - video[i - 1].timestamp > 40]
+    assert gaps  # frames were dropped while it lagged
+    assert all(video[i].payload[0] >> 4 == 1 for i in gaps)  # and it resumed at a keyframe

@@ -46,8 +46,9 @@ def test_special_markers() -> None:
     assert decode_amf0(b"\x0d") == [None]  # unsupported -> None
     assert decode_amf0(b"\x10\x00\x01C\x00\x01a\x05\x00\x00\x09") == [{"a": None}]  # typed object -> dict
     assert decode_amf0(b"\x0f\x00\x00\x00\x02<a") == ["<a"]  # XML document -> str
+    assert decode_amf0(b"\x11\x02\x11\x04\x05") == [False, 5]  # AVM+ switch: one AMF3 value each
     with pytest.raises(ParseError, match="AMF3"):
-        decode_amf0(b"\x11\x02")
+        decode_amf0(b"\x11")
     with pytest.raises(ParseError, match="references"):
         decode_amf0(b"\x07\x00\x00")
     with pytest.raises(ParseError):

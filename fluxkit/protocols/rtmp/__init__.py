@@ -1,8 +1,9 @@
-"""RTMP (Adobe RTMP 1.0 with AMF0), sans-IO: handshake, chunk stream, AMF0 and NetConnection/NetStream commands.
+"""RTMP (Adobe RTMP 1.0), sans-IO: handshake (simple and digest), chunk stream, AMF0/AMF3, NetConnection/NetStream.
 
 `RtmpConnection(Role.SERVER | Role.CLIENT, rng=...)` is the state machine (`receive_data`, `next_event`,
 `data_to_send` and command/media methods); `ChunkReader`/`ChunkWriter` and `encode_amf0`/`decode_amf0` are the
-codecs under it. Audio/video message payloads are FLV tag bodies: see `fluxkit.protocols.flv`.
+codecs under it (`encode_amf3`/`decode_amf3` for the AMF3 values that AMF3 command and data messages carry).
+Audio/video message payloads are FLV tag bodies: see `fluxkit.protocols.flv`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from ._amf0 import EcmaArray as EcmaArray
 from ._amf0 import Undefined as Undefined
 from ._amf0 import decode_amf0 as decode_amf0
 from ._amf0 import encode_amf0 as encode_amf0
+from ._amf3 import decode_amf3 as decode_amf3
+from ._amf3 import encode_amf3 as encode_amf3
 from ._chunk import DEFAULT_CHUNK_SIZE as DEFAULT_CHUNK_SIZE
 from ._chunk import DEFAULT_MAX_CHUNK_SIZE as DEFAULT_MAX_CHUNK_SIZE
 from ._chunk import DEFAULT_MAX_CHUNK_STREAMS as DEFAULT_MAX_CHUNK_STREAMS
@@ -81,6 +84,8 @@ __all__ = [
     "StreamDeleted",
     "Undefined",
     "decode_amf0",
+    "decode_amf3",
     "encode_amf0",
+    "encode_amf3",
     "encode_basic_header",
 ]

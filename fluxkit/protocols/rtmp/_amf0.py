@@ -6,8 +6,9 @@ without end nor make a huge object out of a small message. Every malformed input
 
 Python mapping: number <-> float (ints encode as numbers), boolean <-> bool, string and long string <-> str,
 object <-> dict, null <-> None, undefined <-> `UNDEFINED`, ECMA array <-> `EcmaArray` (a dict subclass), strict
-array <-> list, date <-> `AmfDate`. The AVM+ marker (0x11, switch to AMF3) is rejected with a clear error: the
-encoders fluxkit meets (ffmpeg, OBS, nginx-rtmp, cameras) send AMF0 commands.
+array <-> list, date <-> `AmfDate`. The AVM+ marker (0x11, §3.1) switches the next value to AMF3: it is decoded
+by `_amf3.Amf3Decoder` (fresh reference tables for each switch, the same depth and value budget); AMF3 adds int
+and bytes to the Python types.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class EcmaArray(dict[str, "AmfValue"]):
 
 
 AmfValue: TypeAlias = (
-    "float | int | bool | str | None | Undefined | AmfDate | EcmaArray | dict[str, AmfValue] | list[AmfValue]"
+    "float | int | bool | str | bytes | None | Undefined | AmfDate | EcmaArray | dict[str, AmfValue] | list[AmfValue]"
 )
 
 
@@ -102,6 +103,8 @@ def encode_amf0(*values: AmfValue) -> bytes:
 
 def _encode_key(out: bytearray, key: str) -> None:
     raw = key.encode("utf-8")
+    if not raw:
+        raise LocalProtocolError("AMF0 object key must not be empty (an empty key ends the object)")
     if len(raw) > 0xFFFF:
         raise LocalProtocolError("AMF0 object key longer than 65535 bytes")
     out += _H.pack(len(raw))
@@ -161,7 +164,8 @@ def decode_amf0(
     """Decode every AMF0 value in `data`, in order.
 
     Raises:
-        ParseError: truncated or malformed input, an AMF3 switch marker, references, or a limit exceeded.
+        ParseError: truncated or malformed input (AMF3 after a switch marker included), AMF0 references, or a
+            limit exceeded.
     """
     decoder = _Decoder(bytes(data), max_depth, max_values)
     values: list[AmfValue] = []
@@ -255,7 +259,13 @@ class _Decoder:
             self.properties(typed, depth)
             return typed
         if marker == _AVMPLUS:
-            raise ParseError("AMF3 value (AVM+ switch marker 0x11) is not supported", offset=pos)
+            from ._amf3 import Amf3Decoder  # here: _amf3 imports this module
+
+            amf3 = Amf3Decoder(data, self.pos, max_depth=self.max_depth, budget=self.budget + 1)
+            result = amf3.value(depth)
+            self.pos = amf3.pos
+            self.budget = amf3.budget
+            return result
         if marker == _REFERENCE:
             raise ParseError("AMF0 references are not supported", offset=pos)
         if marker == _MOVIECLIP:

@@ -8,15 +8,29 @@ handled inside and answered through `data_to_send()`; so are the NetConnection c
 application: a `PublishRequested` or `PlayRequested` is answered with `accept_*` / `refuse_*`, which send the
 NetStream `onStatus` codes players and encoders look for.
 
-Handshake: the simple one (§5.2.2-5.2.5). The server answers C0+C1 with S0+S1+S2, where S2 echoes C1 whole, and
-S1's version field is zero: ffmpeg and librtmp then skip the digest check of S1 (ffmpeg's rtmp_handshake only
-validates a server digest when the server's version byte is >= 3), and a client that sent a digest C1
-(Flash/OBS/ffmpeg all do) gets its own bytes back in S2, which is what they verify. C2 is read and not checked.
-Encrypted RTMPE (C0 = 6) is refused.
+Handshake (§5.2 and the digest scheme of `_handshake`): the server answers C0+C1 with S0+S1+S2 at once. When C1
+carries a valid player digest (either scheme), S1 gets the server version and its own digest in the client's
+scheme and S2 is random bytes signed from the client's digest, which Flash Player, librtmp/OBS and ffmpeg check
+(ffmpeg, when playing, validates S1 whenever S1's first version byte is >= 3, then S2's signature). A C1 without
+a digest gets the simple answer: S1 with a zero version field and S2 echoing C1. C2 is read and not checked (a
+publishing ffmpeg echoes S1 instead of signing). The client sends a signed C1 (`digest_handshake`); when S1
+carries a valid server digest it checks S2's signature (a mismatch is a `ParseError`) and signs C2, otherwise it
+echoes S1 as the simple handshake does. `handshake_digest` tells which way it went. Encrypted RTMPE (C0 = 6) is
+refused.
 
-Acknowledgements (§5.4.3): once the peer set a window, an Acknowledgement carrying the total bytes received goes
-out each time that many more bytes arrived. The server announces a window of `window_ack_size`, the peer
-bandwidth and its chunk size right after connect, as nginx-rtmp and FMS do.
+Flow control (§5.4.3-5.4.5): once the peer set a window (Window Acknowledgement Size), an Acknowledgement carrying
+the total bytes received goes out each time that many more bytes arrived. The server announces a window of
+`window_ack_size`, the peer bandwidth and its chunk size right after connect, as nginx-rtmp and FMS do. The other
+direction is counted for a sender that wants to throttle: `bytes_sent`, the peer's last Acknowledgement
+(`peer_acknowledged`) and so `unacknowledged`; a Set Peer Bandwidth from the peer sets `peer_bandwidth` by its
+limit type (hard: taken; soft: taken when smaller; dynamic: taken only after a hard one) and is answered with a
+Window Acknowledgement Size of that size when it differs from the last one sent (§5.4.5). Deciding what to do
+with a peer that stops acknowledging (drop, disconnect) is the application's business.
+
+AMF3 (§7.1.1, §7.1.2): command and data messages of types 17 and 15 start with a format byte 0 (skipped; a body
+without it is read as it is), then AMF0 values in which the AVM+ marker switches to AMF3. A client whose connect
+asks for objectEncoding 3 gets it echoed in the `_result`, and once a peer sends commands as type 17 our commands
+to it go the same way (format byte 0, then AMF0).
 
 After a `RemoteProtocolError` the connection is in `ERROR` and raises again on use.
 """
@@ -53,6 +67,18 @@ from ._events import (
     StatusReceived,
     StreamCreated,
     StreamDeleted,
+)
+from ._handshake import (
+    CLIENT_VERSION,
+    DIGEST_SIZE,
+    PLAYER_KEY,
+    PLAYER_KEY_PART,
+    SERVER_KEY,
+    SERVER_KEY_PART,
+    SERVER_VERSION,
+    find_digest,
+    imprint_digest,
+    response_signature,
 )
 
 if TYPE_CHECKING:
@@ -152,6 +178,8 @@ class RtmpConnection:
         max_chunk_streams: bound on chunk streams with a message in progress.
         max_chunk_size: largest chunk size the peer may set.
         max_streams: message streams a client may create on this server.
+        digest_handshake: client role: sign C1 with the digest scheme; server role: answer a signed C1 in kind
+            (False: always the simple handshake).
     """
 
     def __init__(
@@ -165,6 +193,7 @@ class RtmpConnection:
         max_chunk_streams: int = DEFAULT_MAX_CHUNK_STREAMS,
         max_chunk_size: int = DEFAULT_MAX_CHUNK_SIZE,
         max_streams: int = DEFAULT_MAX_STREAMS,
+        digest_handshake: bool = True,
     ) -> None:
         if not 1 <= chunk_size <= 0x7FFFFFFF:
             raise LocalProtocolError(f"chunk size {chunk_size} out of range")
@@ -177,6 +206,9 @@ class RtmpConnection:
         self._writer = ChunkWriter()
         self._out_chunk_size = chunk_size
         self._window_ack_size = window_ack_size
+        self._peer_amf3 = False
+        #: objectEncoding agreed in connect (0 = AMF0, 3 = AMF3).
+        self.object_encoding = 0
         self._max_streams = max_streams
         self._inbox = bytearray()
         self._eof = False
@@ -184,6 +216,10 @@ class RtmpConnection:
         self._out: list[bytes] = []
         self._pending: list[RtmpMessage] = []  # client messages queued until the handshake completes
         self._c1 = b""
+        self._c1_digest = b""
+        self._digest_handshake = digest_handshake
+        #: Whether the handshake used the digest scheme (known once the handshake is done).
+        self.handshake_digest = False
         self._hs_buf = b""
         self._sent_window = -1
         self._received = 0
@@ -197,11 +233,27 @@ class RtmpConnection:
         self.app = ""
         #: tcUrl (from connect).
         self.tc_url = ""
-        #: The peer's last acknowledged byte count (§5.4.3), for a sender that wants to throttle.
+        #: The peer's last acknowledged byte count (§5.4.3, 32 bits, wraps), for a sender that wants to throttle.
         self.peer_acknowledged = 0
+        #: Acknowledgements received from the peer.
+        self.acknowledgements = 0
+        #: Bytes handed out by `data_to_send` (the handshake included, as the peer counts it).
+        self.bytes_sent = 0
+        #: The output window the peer set with Set Peer Bandwidth (§5.4.5), 0 while it set none.
+        self.peer_bandwidth = 0
+        self._peer_bandwidth_hard = False
         if role is Role.CLIENT:
-            self._c1 = self._handshake_random()
-            self._out.append(b"\x03" + self._c1)
+            if digest_handshake:
+                c1 = imprint_digest(
+                    b"\x00" * 4 + CLIENT_VERSION + self._rng.randbytes(HANDSHAKE_SIZE - 8), PLAYER_KEY_PART
+                )
+                found = find_digest(c1, PLAYER_KEY_PART)
+                assert found is not None
+                self._c1_digest = c1[found[1] : found[1] + DIGEST_SIZE]
+            else:
+                c1 = self._handshake_random()
+            self._c1 = c1
+            self._out.append(b"\x03" + c1)
 
     # --- bytes in, events out -------------------------------------------------------------------------------
 
@@ -243,7 +295,17 @@ class RtmpConnection:
         """Bytes to write to the peer (and forget)."""
         out = b"".join(self._out)
         self._out.clear()
+        self.bytes_sent += len(out)
         return out
+
+    @property
+    def unacknowledged(self) -> int:
+        """Bytes sent that the peer has not acknowledged yet (§5.4.3; 32-bit counters compared modulo 2**32).
+
+        A peer that counts a little more than we sent (some count differently around the handshake) gives 0.
+        """
+        gap = (self.bytes_sent - self.peer_acknowledged) & 0xFFFFFFFF
+        return 0 if gap >= 0x80000000 else gap
 
     @property
     def buffered(self) -> int:
@@ -278,8 +340,7 @@ class RtmpConnection:
                     raise ParseError(f"RTMP version {buf[0]} in C0 (only 3, plain RTMP, is supported)", offset=0)
                 if len(buf) < 1 + HANDSHAKE_SIZE:
                     return b""
-                c1 = buf[1 : 1 + HANDSHAKE_SIZE]
-                self._out.append(b"\x03" + self._handshake_random() + c1)
+                self._out.append(b"\x03" + self._server_answer(buf[1 : 1 + HANDSHAKE_SIZE]))
                 buf = buf[1 + HANDSHAKE_SIZE :]
                 self.state = ConnectionState.HANDSHAKE_ACK
             if len(buf) < HANDSHAKE_SIZE:
@@ -291,8 +352,9 @@ class RtmpConnection:
                 raise ParseError(f"RTMP version {buf[0]} in S0 (expected 3)", offset=0)
             if len(buf) < 1 + 2 * HANDSHAKE_SIZE:
                 return b""
-            s1 = buf[1 : 1 + HANDSHAKE_SIZE]
-            self._out.append(s1)  # C2 echoes S1 (§5.2.4)
+            self._out.append(
+                self._client_answer(buf[1 : 1 + HANDSHAKE_SIZE], buf[1 + HANDSHAKE_SIZE : 1 + 2 * HANDSHAKE_SIZE])
+            )
             rest = buf[1 + 2 * HANDSHAKE_SIZE :]
         self._hs_buf = b""
         self.state = ConnectionState.OPEN
@@ -300,6 +362,34 @@ class RtmpConnection:
         for message in pending:
             self._out.append(self._writer.write(message))
         return rest
+
+    def _server_answer(self, c1: bytes) -> bytes:
+        # S1 + S2 for a C1: in the digest scheme when C1 carries a player digest, else the simple echo (§5.2.4).
+        found = find_digest(c1, PLAYER_KEY_PART) if self._digest_handshake else None
+        if found is None:
+            return self._handshake_random() + c1
+        base, pos = found
+        self.handshake_digest = True
+        s1 = imprint_digest(
+            b"\x00" * 4 + SERVER_VERSION + self._rng.randbytes(HANDSHAKE_SIZE - 8), SERVER_KEY_PART, base
+        )
+        s2 = self._rng.randbytes(HANDSHAKE_SIZE - DIGEST_SIZE)
+        return s1 + s2 + response_signature(s2, c1[pos : pos + DIGEST_SIZE], SERVER_KEY)
+
+    def _client_answer(self, s1: bytes, s2: bytes) -> bytes:
+        # C2 for S1+S2: signed when the server answered our digest C1 with its own, else S1 echoed (§5.2.4).
+        found = find_digest(s1, SERVER_KEY_PART) if self._c1_digest else None
+        if found is None:
+            return s1
+        if response_signature(s2, self._c1_digest, SERVER_KEY) != s2[-DIGEST_SIZE:]:
+            raise ParseError(
+                "S2 signature does not match our C1 digest (digest handshake)",
+                offset=1 + 2 * HANDSHAKE_SIZE - DIGEST_SIZE,
+            )
+        self.handshake_digest = True
+        pos = found[1]
+        c2 = self._rng.randbytes(HANDSHAKE_SIZE - DIGEST_SIZE)
+        return c2 + response_signature(c2, s1[pos : pos + DIGEST_SIZE], PLAYER_KEY)
 
     # --- messages in ----------------------------------------------------------------------------------------
 
@@ -316,30 +406,48 @@ class RtmpConnection:
                 )
             )
         elif type_id in (MSG_COMMAND_AMF0, MSG_COMMAND_AMF3):
-            # An AMF3 command message starts with one format byte, then AMF0 values (§7.1.1; the AVM+ switch
-            # marker inside is rejected by the decoder).
-            body = payload[1:] if type_id == MSG_COMMAND_AMF3 else payload
-            self._on_command(message.stream_id, decode_amf0(body))
+            # An AMF3 command message starts with one format byte 0, then AMF0 values that may switch to AMF3
+            # (§7.1.1); librtmp and SRS skip that byte, and a body starting with a value marker is taken whole.
+            if type_id == MSG_COMMAND_AMF3:
+                self._peer_amf3 = True
+                if payload[:1] == b"\x00":
+                    payload = payload[1:]
+            self._on_command(message.stream_id, decode_amf0(payload))
         elif type_id in (MSG_DATA_AMF0, MSG_DATA_AMF3):
-            body = payload[1:] if type_id == MSG_DATA_AMF3 else payload
-            self._on_data(message.stream_id, decode_amf0(body))
+            if type_id == MSG_DATA_AMF3 and payload[:1] == b"\x00":
+                payload = payload[1:]
+            self._on_data(message.stream_id, decode_amf0(payload))
         elif type_id == MSG_AGGREGATE:
             self._on_aggregate(message)
         elif type_id == MSG_WINDOW_ACK_SIZE:
             self._peer_window = self._u32(payload, "Window Acknowledgement Size")
         elif type_id == MSG_SET_PEER_BANDWIDTH:
-            size = self._u32(payload, "Set Peer Bandwidth")
-            # §5.4.5: answer with our Window Acknowledgement Size when it differs from the one last sent.
-            if self.role is Role.CLIENT and size != self._sent_window:
-                self._sent_window = size
-                self._control(MSG_WINDOW_ACK_SIZE, _U32.pack(size))
+            self._on_peer_bandwidth(self._u32(payload, "Set Peer Bandwidth"), payload[4] if len(payload) > 4 else 2)
         elif type_id == MSG_ACK:
             self.peer_acknowledged = self._u32(payload, "Acknowledgement")
+            self.acknowledgements += 1
         elif type_id == MSG_USER_CONTROL and len(payload) >= 6:
             event_type, value = _UC.unpack_from(payload)
             if event_type == UC_PING_REQUEST:
                 self._control(MSG_USER_CONTROL, _UC.pack(UC_PING_RESPONSE, value))
         # Set Chunk Size and Abort already acted in the reader; other types (shared objects, 19/16) are ignored.
+
+    def _on_peer_bandwidth(self, size: int, limit_type: int) -> None:
+        # §5.4.5 limit types: 0 hard (take it), 1 soft (take it if smaller), 2 dynamic (hard if the last was hard,
+        # else ignored). Unknown types are treated as dynamic.
+        if limit_type == 0:
+            self._peer_bandwidth_hard = True
+        elif limit_type == 1:
+            if self.peer_bandwidth and size >= self.peer_bandwidth:
+                return
+            self._peer_bandwidth_hard = False
+        elif not self._peer_bandwidth_hard:
+            return
+        self.peer_bandwidth = size
+        # Answer with our Window Acknowledgement Size when it differs from the one last sent.
+        if size != self._sent_window:
+            self._sent_window = size
+            self._control(MSG_WINDOW_ACK_SIZE, _U32.pack(size))
 
     @staticmethod
     def _u32(payload: bytes, what: str) -> int:
@@ -409,6 +517,8 @@ class RtmpConnection:
             tc_url = obj.get("tcUrl")
             self.app = app if isinstance(app, str) else ""
             self.tc_url = tc_url if isinstance(tc_url, str) else ""
+            self.object_encoding = 3 if obj.get("objectEncoding") == 3 else 0
+            self._sent_window = self._window_ack_size
             self._control(MSG_WINDOW_ACK_SIZE, _U32.pack(self._window_ack_size))
             self._control(MSG_SET_PEER_BANDWIDTH, _U32.pack(self._window_ack_size) + b"\x02")
             if self._out_chunk_size != self._writer.chunk_size:
@@ -421,7 +531,7 @@ class RtmpConnection:
                 {"fmsVer": "FMS/3,0,1,123", "capabilities": 31.0},
                 {
                     **_status("status", "NetConnection.Connect.Success", "Connection succeeded."),
-                    "objectEncoding": 0.0,
+                    "objectEncoding": float(self.object_encoding),
                 },
             )
             self._events.append(Connected(app=self.app, tc_url=self.tc_url, properties=dict(obj)))
@@ -501,12 +611,14 @@ class RtmpConnection:
         self._send(RtmpMessage(type_id=type_id, stream_id=0, timestamp=0, payload=payload, chunk_stream_id=2))
 
     def _command(self, stream_id: int, name: str, tid: float, *values: AmfValue) -> None:
+        payload = encode_amf0(name, float(tid), *values)
+        # To a peer that speaks AMF3 command messages, answer in kind: format byte 0, then the AMF0 values.
         self._send(
             RtmpMessage(
-                type_id=MSG_COMMAND_AMF0,
+                type_id=MSG_COMMAND_AMF3 if self._peer_amf3 else MSG_COMMAND_AMF0,
                 stream_id=stream_id,
                 timestamp=0,
-                payload=encode_amf0(name, float(tid), *values),
+                payload=b"\x00" + payload if self._peer_amf3 else payload,
                 chunk_stream_id=CSID_COMMAND,
             )
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Self
 
@@ -228,12 +228,13 @@ class Publisher:
     working when that try of the source ends; the supervisor decides about the stream).
     """
 
-    __slots__ = ("_owns_stream", "_stream", "stream_id")
+    __slots__ = ("_keyframe_handler", "_owns_stream", "_stream", "stream_id")
 
     def __init__(self, stream: _Stream, *, owns_stream: bool) -> None:
         self._stream = stream
         self._owns_stream = owns_stream
         self.stream_id = stream.stream_id
+        self._keyframe_handler: Callable[[], None] | None = None
 
     def send(self, frame: MediaFrame) -> None:
         """Publish one frame: every subscriber gets this very object (no copy). Never blocks.
@@ -269,6 +270,15 @@ class Publisher:
         stream = self._stream
         stream.set_tracks(tracks, restart=False)
         stream.engine._emit(StreamPublished(stream_id=stream.stream_id, time=trio.current_time(), tracks=stream.tracks))
+
+    def set_keyframe_handler(self, handler: Callable[[], None] | None) -> None:
+        """Let consumers ask this source for a keyframe: `handler()` runs on `VideoEngine.request_keyframe`.
+
+        A source that can ask its sender for one (an RTCP PLI, RFC 4585 §6.3.1; a FIR, RFC 5104 §4.3.1) registers a
+        synchronous, non-blocking handler that rate-limits itself (requests may come once per frame). It applies to
+        this publisher only: a restarted source registers again. None removes it.
+        """
+        self._keyframe_handler = handler
 
     def report_losses(self, count: int) -> None:
         """Add `count` frames or packets the source lost (RTP sequence gaps) to the stream's statistics."""
@@ -453,8 +463,35 @@ class VideoEngine:
         )
         if stream.gop is not None and not stream.need_key:
             subscription._prime(stream.gop)
+        else:
+            self._request_keyframe(stream)  # no GOP to start from: the newcomer waits for the next keyframe
         stream.subscribers.append(subscription)
         return subscription
+
+    def request_keyframe(self, stream_id: str) -> bool:
+        """Ask the stream's source for a keyframe soon (a new segment or a new viewer waits for one).
+
+        Only sources that registered a handler (`Publisher.set_keyframe_handler`: WHIP sends an RTCP PLI) can
+        act on it; the others (RTSP, GB28181, RTMP) send keyframes on their own schedule. The source rate-limits.
+
+        Returns:
+            True when the source has a handler (the request was passed on), else False.
+
+        Raises:
+            StreamNotFoundError: no such stream.
+        """
+        return self._request_keyframe(self._get(stream_id))
+
+    def _request_keyframe(self, stream: _Stream) -> bool:
+        publisher = stream.publisher
+        handler = None if publisher is None else publisher._keyframe_handler
+        if handler is None:
+            return False
+        try:
+            handler()
+        except Exception:  # a source's bug must not break the caller (a subscriber, the recorder)
+            _log.exception("keyframe request handler of %r failed", stream.stream_id)
+        return True
 
     def list_streams(self) -> list[StreamInfo]:
         """Every registered stream, in registration order."""

@@ -1,4 +1,4 @@
-"""WHIP ingest (RFC 9725): WebRTC publishers push H.264 into the engine, without transcoding.
+"""WHIP ingest (RFC 9725): WebRTC publishers push H.264 and Opus into the engine, without transcoding.
 
 Usage, in the engine's nursery::
 
@@ -25,9 +25,17 @@ from the server side). A connection the peer closes ends the stream normally.
 Media: `fluxkit.net._webrtc.EncodedFrameTap` takes each frame aiortc's jitter buffer reassembles (after SRTP,
 RTX and NACK handling) instead of its decoder, so frames are published as they arrived: Annex-B H.264 with
 `pts` = the RTP timestamp (90 kHz, unwrapped, starting at 0), `dts=None`. The stream goes live
-(`session.publish`) at the first IDR, with its SPS/PPS as the track's parameter sets; until then a PLI is sent
-(RFC 4585 §6.3.1) at most every `pli_interval` seconds. Opus (or any audio) is received and dropped: it is not
-decoded and not published (the recorder keeps AAC/G.711 only).
+(`session.publish`) at the first IDR, with its SPS/PPS as the track's parameter sets. The first audio section is
+passed through the same way: each Opus packet as sent (`MediaFrame(codec="opus")`, `pts` = its RTP timestamp at
+48 kHz, RFC 7587 §4.1, unwrapped from 0) on an "opus" track (48 kHz, 2 channels as RFC 7587 §7 declares; a
+decoder mixes mono packets up), recorded as Opus in the fMP4 segments. PCMU/PCMA, when that is what the answer
+settled on, go out as "pcm_mulaw"/"pcm_alaw" at 8 kHz. Audio before the first IDR is dropped, like everything
+else the engine would drop before a keyframe.
+
+Keyframe requests (RTCP PLI, RFC 4585 §6.3.1) go to the publisher while no IDR has arrived yet, when the engine
+asks (`VideoEngine.request_keyframe`: a subscriber joined without a cached GOP, or the recorder waits to cut a
+segment), and when aiortc's jitter buffer loses packets for good (it asks by itself; `_webrtc.intercept_pli`
+routes that through the same gate). All share one `PliGate`: at most one PLI per `pli_interval` seconds.
 
 Loopback: by default host candidates are gathered on 127.0.0.1 only, no STUN/TURN server is used, and offer
 candidates outside 127.0.0.0/8 and ::1 (and every mDNS `.local` name) are removed before aiortc sees them, so
@@ -40,7 +48,7 @@ import contextlib
 import hmac
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -60,7 +68,7 @@ from fluxkit.engine import (
     VideoEngine,
 )
 from fluxkit.errors import FluxkitError
-from fluxkit.protocols import MediaFrame
+from fluxkit.protocols._media import new_media_frame
 from fluxkit.protocols.nalu import (
     H264_NAL_IDR,
     nal_types,
@@ -86,6 +94,9 @@ DEFAULT_MAX_OFFER_SIZE = 64 * 1024
 
 _SDP = "application/sdp"
 
+#: Audio passed through, by lower-case rtpmap encoding name: (FFmpeg codec name, clock rate, channels).
+_AUDIO_CODECS = {"opus": ("opus", 48000, 2), "pcmu": ("pcm_mulaw", 8000, 1), "pcma": ("pcm_alaw", 8000, 1)}
+
 
 @attrs.frozen(kw_only=True, slots=True)
 class WhipSettings:
@@ -97,7 +108,7 @@ class WhipSettings:
         allowed_networks: CIDR networks an offer's candidates must be in; the others (and mDNS names) are removed.
         ice_servers: STUN/TURN URLs ("stun:host:port"); none by default.
         connect_timeout: seconds ICE+DTLS may take after the answer before the stream fails.
-        pli_interval: seconds between keyframe requests while no IDR has arrived.
+        pli_interval: least seconds between two keyframe requests (RTCP PLI) to one publisher, whatever asks.
         max_offer_size: largest offer body, bytes.
         max_sessions: most concurrent WHIP sessions (503 beyond).
     """
@@ -129,6 +140,10 @@ class _Session:
         self.resource_id = resource_id
         self.pc: Any = None
         self.video_receiver: Any = None
+        self.send_pli: Callable[[int], Awaitable[None]] | None = None
+        self.pli_gate = _webrtc.PliGate(service.settings.pli_interval)
+        self.audio_track: Track | None = None
+        self.audio_codec = ""
         self.source_session: SourceSession | None = None
         self.publisher: Any = None
         self.connected = trio.Event()
@@ -136,9 +151,11 @@ class _Session:
         self.closed = trio.Event()
         self.failure: str | None = None
         self.frames = 0
+        self.audio_frames = 0
+        self.audio_dropped = 0
         self.dropped_before_key = 0
-        self.plis = 0
-        self._last_pli = -1e9
+        #: PLIs sent, by what asked: "start" (no IDR yet), "consumer" (the engine), "loss" (aiortc).
+        self.plis = {"start": 0, "consumer": 0, "loss": 0}
         self._pending: set[Any] = set()
 
     # -- asyncio side (called on the trio-asyncio loop, synchronously) -----------------------------------------
@@ -156,7 +173,7 @@ class _Session:
             self.failure = failure
             self.done.set()
 
-    def on_video(self, data: bytes, timestamp: int) -> None:
+    def on_video(self, data: bytes, timestamp: int, _codec: str) -> None:
         session = self.source_session
         if session is None:
             return
@@ -164,36 +181,64 @@ class _Session:
         if self.publisher is None:
             if not key:
                 self.dropped_before_key += 1
-                self._request_keyframe()
+                self.request_keyframe("start")
                 return
+            tracks = [Track.for_video("h264", split_annexb(data))]
+            if self.audio_track is not None:
+                tracks.append(self.audio_track)
             try:
-                self.publisher = session.publish([Track.for_video("h264", split_annexb(data))])
+                self.publisher = session.publish(tracks)
             except trio.ClosedResourceError:
                 return
-        frame = MediaFrame(codec="h264", data=data, pts=timestamp, dts=None, keyframe=key)
+            self.publisher.set_keyframe_handler(self._on_keyframe_request)
         try:
-            self.publisher.send(frame)
+            self.publisher.send(new_media_frame("h264", data, timestamp, None, key, 0))
         except trio.ClosedResourceError:
             return
         self.frames += 1
 
+    def on_audio(self, data: bytes, timestamp: int, codec: str) -> None:
+        publisher = self.publisher
+        if publisher is None:
+            return  # before the first IDR: the engine would drop it too
+        name = _AUDIO_CODECS.get(codec.lower())
+        if name is None or name[0] != self.audio_codec:
+            self.audio_dropped += 1  # a payload type other than the announced track's
+            return
+        try:
+            publisher.send(new_media_frame(self.audio_codec, data, timestamp, None, True, 0))
+        except trio.ClosedResourceError:
+            return
+        self.audio_frames += 1
+
     def on_video_stop(self) -> None:
         self.finish(None)
 
-    def _request_keyframe(self) -> None:
-        now = trio.current_time()
+    def _on_keyframe_request(self) -> None:
+        self.request_keyframe("consumer")
+
+    def _on_loss_pli(self, _media_ssrc: int) -> bool:
+        # aiortc's jitter buffer gave up on lost packets and wants a PLI: allowed within the shared limit.
+        if self.pli_gate.allow(trio.current_time()):
+            self.plis["loss"] += 1
+            return True
+        return False
+
+    def request_keyframe(self, reason: str) -> None:
+        """Send a PLI to the publisher unless one went out less than `pli_interval` ago (trio or asyncio side)."""
         receiver = self.video_receiver
-        if receiver is None or now - self._last_pli < self.service.settings.pli_interval:
+        send = self.send_pli
+        if receiver is None or send is None or self.closed.is_set():
             return
+        if not self.pli_gate.allow(trio.current_time()):
+            return
+        # The first SSRC seen is the media one (an RTX SSRC only shows up after a NACK).
         sources = receiver.getSynchronizationSources()
         if not sources:
             return
-        import asyncio
-
-        self._last_pli = now
-        self.plis += 1
-        # Keep a reference until done: the loop only holds tasks weakly.
-        task = asyncio.ensure_future(receiver._send_rtcp_pli(sources[0].source))
+        self.plis[reason] += 1
+        # Runs on the aiortc loop; keep a reference until done, as the loop holds tasks weakly.
+        task = self.service.loop.create_task(send(sources[0].source))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -215,6 +260,8 @@ class _Session:
             _log.info("WHIP stream %r: the publisher closed the connection", self.stream_id)
         finally:
             self.source_session = None
+            if self.publisher is not None:
+                self.publisher.set_keyframe_handler(None)
             self.publisher = None
             with trio.CancelScope(shield=True):
                 await self.service._close_session(self)
@@ -324,16 +371,31 @@ class WhipService:
                 raise WhipError(400, f"bad offer (H.264 video required): {exc}") from None
             if video.mid is None:
                 raise WhipError(400, "the offer has no video section")
+            audio = None
             for transceiver in pc.getTransceivers():
                 if transceiver is video:
                     _webrtc.EncodedFrameTap.install(video.receiver, session.on_video, session.on_video_stop)
                     session.video_receiver = video.receiver
+                    session.send_pli = _webrtc.intercept_pli(video.receiver, session._on_loss_pli)
+                elif audio is None and transceiver.kind == "audio":
+                    audio = transceiver
+                    _webrtc.EncodedFrameTap.install(transceiver.receiver, session.on_audio, _nothing)
                 else:
-                    # Audio (Opus) and extra video sections: received, never decoded, dropped.
+                    # Extra audio or video sections: received, never decoded, dropped.
                     _webrtc.EncodedFrameTap.install(transceiver.receiver, _drop, _nothing)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
-            return str(pc.localDescription.sdp)
+            sdp = str(pc.localDescription.sdp)
+            if audio is not None and audio.mid is not None:
+                # The track is announced at the first IDR; its codec is the one the answer names first.
+                name = _webrtc.negotiated_codecs(sdp).get(audio.mid, ("", 0, 0))[0]
+                known = _AUDIO_CODECS.get(name.lower())
+                if known is not None:
+                    session.audio_codec = known[0]
+                    session.audio_track = Track(
+                        codec=known[0], clock_rate=known[1], sample_rate=known[1], channels=known[2]
+                    )
+            return sdp
         except BaseException:
             await pc.close()
             raise
@@ -349,12 +411,20 @@ class WhipService:
             with trio.move_on_after(5):
                 await trio_asyncio.aio_as_trio(pc.close, loop=self.loop)()
         session.finish(None)
+        plis = session.plis
         _log.info(
-            "WHIP stream %r closed: %d frames, %d dropped before the first IDR, %d PLI",
+            "WHIP stream %r closed: %d video frames (%d dropped before the first IDR), %d audio frames (%d dropped), "
+            "PLI sent %d at start, %d on request, %d on loss, %d held back by the %g s limit",
             session.stream_id,
             session.frames,
             session.dropped_before_key,
-            session.plis,
+            session.audio_frames,
+            session.audio_dropped,
+            plis["start"],
+            plis["consumer"],
+            plis["loss"],
+            session.pli_gate.suppressed,
+            self.settings.pli_interval,
         )
 
     async def _shutdown(self) -> None:
@@ -366,7 +436,7 @@ class WhipService:
             await self._close_session(session)
 
 
-def _drop(_data: bytes, _timestamp: int) -> None:
+def _drop(_data: bytes, _timestamp: int, _codec: str) -> None:
     pass
 
 
@@ -386,7 +456,8 @@ async def open_whip_service(
         loop: an already open `trio_asyncio` loop to use instead of opening one.
 
     Raises:
-        RuntimeError: the installed aiortc lacks the internals fluxkit relies on (see fluxkit.net._webrtc).
+        RuntimeError: the installed aiortc is not the pinned 1.16.0 in the ways that matter: it lacks internals
+            fluxkit relies on, each named in the message (`fluxkit.net._webrtc.check_aiortc_internals`).
     """
     _webrtc.check_aiortc_internals()
     _webrtc.install_host_address_hook()
@@ -454,7 +525,7 @@ def openapi_paths(prefix: str = "/api/video/whip") -> dict[str, dict[str, Any]]:
         prefix + "/{stream_id}": {
             "post": {
                 "operationId": "whipPublish",
-                "summary": "WHIP (RFC 9725 §4.2): publish H.264 over WebRTC with an SDP offer (non-trickle ICE).",
+                "summary": "WHIP (RFC 9725 §4.2): publish H.264 and Opus over WebRTC by SDP offer (non-trickle ICE).",
                 "tags": ["whip"],
                 "parameters": [stream_id],
                 "requestBody": {"required": True, "content": sdp},

@@ -10,8 +10,9 @@ fsyncs the file and hashes it; renaming into place and indexing is the storage's
 
 Video parameters come from a *template*: PyAV's Annex-B demuxer reads the first keyframe (parameter sets
 prepended), and its codec parameters (extradata, size) are copied, so FFmpeg's MP4 muxer writes avcC/hvcC and
-converts the Annex-B packets to length-prefixed NAL units itself. AAC is copied with its AudioSpecificConfig;
-G.711 (which the MP4 muxer refuses) is decoded and encoded to AAC, the only transcoding done.
+converts the Annex-B packets to length-prefixed NAL units itself. AAC is copied with its AudioSpecificConfig and
+Opus (WebRTC) as received; G.711 (which the MP4 muxer refuses) is decoded and encoded to AAC, the only transcoding
+done.
 
 Not thread-safe: one thread at a time (the recorder's per-stream worker calls it sequentially).
 """
@@ -227,6 +228,15 @@ class SegmentMuxer:
             index = ((config[0] & 7) << 1) | (config[1] >> 7)
             context.sample_rate = audio.sample_rate or (_AAC_RATES[index] if index < len(_AAC_RATES) else 8000)
             context.layout = "stereo" if (audio.channels or (config[1] >> 3) & 15) == 2 else "mono"
+            self._audio.time_base = self._atb
+            self._audio_mode = "copy"
+        elif audio.codec == "opus":
+            # Opus packets are copied as received (ISO/IEC 14496-12 Opus mapping, 48 kHz timescale). The MP4
+            # muxer needs an OpusHead (RFC 7845 §5.1) for the dOps box and we have no Opus stream to template:
+            # an unused libopus encoder context supplies it when the header is written (channel count from the
+            # track, pre-skip 312). It never encodes anything.
+            channels = audio.channels or 2
+            self._audio = self._out.add_stream("libopus", rate=48000, layout="stereo" if channels == 2 else "mono")
             self._audio.time_base = self._atb
             self._audio_mode = "copy"
         elif audio.codec in ("pcm_alaw", "pcm_mulaw"):

@@ -19,7 +19,7 @@ import trio
 import trio_asyncio
 
 from fluxkit.api import ApiServices, serve_api
-from fluxkit.engine import StreamFailed, StreamStopped, open_engine
+from fluxkit.engine import EngineSettings, StreamFailed, StreamStopped, open_engine
 from fluxkit.net import _webrtc
 from fluxkit.net.whip import WhipSettings, open_whip_service, whip_routes
 from fluxkit.storage import LocalStorage, RecordingSettings, open_recorder
@@ -66,15 +66,37 @@ class PatternTrack(VideoStreamTrack):
         return frame
 
 
-async def _make_offer() -> tuple[Any, str]:
+class Client:
+    """A publishing aiortc peer: `plis` counts the keyframe requests (PLI/FIR) its video sender received."""
+
+    def __init__(self, pc: Any, sender: Any, audio: Any) -> None:
+        self.pc = pc
+        self.audio = audio
+        self.plis = 0
+        # aiortc's sender handles PLI/FIR by calling self._send_keyframe(): count, then let it force the keyframe.
+        original = sender._send_keyframe
+
+        def counted() -> None:
+            self.plis += 1
+            original()
+
+        sender._send_keyframe = counted
+
+
+async def _make_offer(audio: Any = None) -> tuple[Client, str]:
     _webrtc.HOST_ADDRESSES.set(("127.0.0.1",))
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     transceiver = pc.addTransceiver(PatternTrack(), direction="sendonly")
     transceiver.setCodecPreferences(
         [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType == "video/H264"]
     )
+    if audio is not None:
+        audio_transceiver = pc.addTransceiver(audio, direction="sendonly")
+        audio_transceiver.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/opus"]
+        )
     await pc.setLocalDescription(await pc.createOffer())
-    return pc, pc.localDescription.sdp
+    return Client(pc, transceiver.sender, audio), pc.localDescription.sdp
 
 
 class Harness:
@@ -84,10 +106,13 @@ class Harness:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(base_url=base, headers=headers, timeout=30)
         self.peers: list[Any] = []
+        self.clients: list[Client] = []
 
-    async def offer(self) -> str:
-        pc, sdp = await trio_asyncio.aio_as_trio(_make_offer, loop=self.loop)()
-        self.peers.append(pc)
+    async def offer(self, audio: Any = None) -> str:
+        """A new client's offer; `audio`: an aiortc audio track to send too."""
+        client, sdp = await trio_asyncio.aio_as_trio(_make_offer, loop=self.loop)(audio)
+        self.peers.append(client.pc)
+        self.clients.append(client)
         return sdp
 
     async def answer(self, sdp: str) -> None:
@@ -105,14 +130,17 @@ class Harness:
 async def harness(loopback_only: None, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     param = getattr(request, "param", {})
     token = param.get("token")
-    connect_timeout = param.get("connect_timeout", 10.0)
-    settings = RecordingSettings(segment_duration=10.0, part_duration=0.5)
+    whip_settings = WhipSettings(
+        connect_timeout=param.get("connect_timeout", 10.0), pli_interval=param.get("pli_interval", 1.0)
+    )
+    settings = RecordingSettings(segment_duration=param.get("segment_duration", 10.0), part_duration=0.5)
+    engine_settings = EngineSettings(gop_cache_frames=param.get("gop_cache_frames", 600))
     async with (
-        open_engine() as engine,
+        open_engine(engine_settings) as engine,
         LocalStorage(tmp_path / "rec") as storage,
         open_recorder(engine, storage, settings) as recorder,
         trio_asyncio.open_loop() as loop,
-        open_whip_service(engine, WhipSettings(connect_timeout=connect_timeout), loop=loop) as whip,
+        open_whip_service(engine, whip_settings, loop=loop) as whip,
         trio.open_nursery() as nursery,
     ):
         services = ApiServices(engine=engine, token=token, extra_routes=tuple(whip_routes(whip)))

@@ -15,27 +15,39 @@ import datetime as dt
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from fluxkit_tui.backend import Backend, BackendError, EventLine, RemoteBackend, StreamStatus
-from fluxkit_tui.messages import BackendFailed, EventReceived, StreamsUpdated
-from fluxkit_tui.screens.details import DetailsScreen
-from fluxkit_tui.screens.devices import DevicesScreen
-from fluxkit_tui.screens.events import EventsScreen
-from fluxkit_tui.screens.help import HelpScreen
-from fluxkit_tui.screens.recordings import RecordingsScreen
-from fluxkit_tui.screens.storage import StorageScreen
-from fluxkit_tui.screens.streams import StreamsScreen
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from .backend import Backend, BackendError, EventLine, RemoteBackend, StreamStatus
+from .graphics import GRAPHICS, Graphics, detect_graphics
+from .messages import BackendFailed, EventReceived, StreamsUpdated
+from .screens.details import DetailsScreen
+from .screens.devices import DevicesScreen
+from .screens.events import EventsScreen
+from .screens.help import HelpScreen, KeySection, help_markdown
+from .screens.recordings import RecordingsScreen
+from .screens.storage import StorageScreen
+from .screens.streams import StreamsScreen
+
 __all__ = ["MAX_EVENTS", "FluxkitConsole", "main", "make_app"]
 
 #: Event lines kept for the events screen.
 MAX_EVENTS = 2000
+
+#: The screens that are modes (each keeps its state while another is shown), by mode name.
+_MODES: dict[str, type[Screen[None]]] = {
+    "streams": StreamsScreen,
+    "devices": DevicesScreen,
+    "recordings": RecordingsScreen,
+    "events": EventsScreen,
+    "storage": StorageScreen,
+}
 
 
 class FluxkitConsole(App[int]):
@@ -48,23 +60,19 @@ class FluxkitConsole(App[int]):
         device_refresh: seconds between GB28181 device list refreshes (0: only on `u`).
         storage_refresh: seconds between storage (`/metrics`) refreshes (0: only on `u`).
         clock: the current UTC time (the recordings screen's "now"); injectable for tests.
+        graphics: how snapshots are drawn: "halfblock" (default), "kitty" or "sixel" (`detect_graphics`, called
+            before the app runs, tells which the terminal has).
     """
 
     CSS_PATH = "app.tcss"
     TITLE = "fluxkit"
-    MODES: ClassVar = {
-        "streams": StreamsScreen,
-        "devices": DevicesScreen,
-        "recordings": RecordingsScreen,
-        "events": EventsScreen,
-        "storage": StorageScreen,
-    }
+    MODES: ClassVar = dict(_MODES)
     DEFAULT_MODE = "streams"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
         Binding("1,s", "switch_mode('streams')", "Streams", show=False),
         Binding("2,d", "switch_mode('devices')", "Devices"),
-        Binding("3", "switch_mode('recordings')", "Recordings", show=False),
+        Binding("3,r", "switch_mode('recordings')", "Recordings", show=False),
         Binding("4,e", "switch_mode('events')", "Events"),
         Binding("5,t", "switch_mode('storage')", "Storage", show=False),
         Binding("question_mark,f1", "help", "Help"),
@@ -79,8 +87,10 @@ class FluxkitConsole(App[int]):
         device_refresh: float | None = None,
         storage_refresh: float | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        graphics: Graphics = "halfblock",
     ) -> None:
         super().__init__()
+        self.graphics: Graphics = graphics
         self.backend = backend
         self.poll_interval = poll_interval
         self.export_dir = export_dir or Path.cwd()
@@ -160,25 +170,81 @@ class FluxkitConsole(App[int]):
                     seen.add(id(screen))
                     yield screen
 
+    def key_sections(self) -> list[KeySection]:
+        """The keys of the app and of every screen, from their bindings (the help and the palette use them)."""
+        palette = Binding(self.COMMAND_PALETTE_BINDING, "command_palette", "Command palette")
+        everywhere = (*self.BINDINGS, palette)
+        sections = [KeySection(title="Everywhere", bindings=everywhere, note=_EVERYWHERE_NOTE)]
+        for title, screen in _SCREENS:
+            sections.append(KeySection(title=title, bindings=tuple(screen.BINDINGS), note=getattr(screen, "HELP", "")))
+        return sections
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(help_markdown(self, self.key_sections())))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's commands, the screens, and every key binding of the app and of every screen.
+
+        A binding of the screen shown runs there; one of another screen first switches to that screen (the stream
+        details screen's own keys are offered only while it is shown, since it belongs to one stream).
+        """
         yield from super().get_system_commands(screen)
         for mode, text in (
             ("streams", "live table of every stream"),
             ("devices", "GB28181 device tree and PTZ"),
             ("recordings", "segments, gaps and export"),
             ("events", "filterable log of engine events"),
-            ("storage", "recorded bytes, segments, lag and disk use"),
+            ("storage", "tiers, usage, retention and migration"),
         ):
-            yield SystemCommand(mode.capitalize(), f"Show the {text}", lambda m=mode: self.switch_mode(m))
+            yield SystemCommand(mode.capitalize(), f"Show the {text}", partial(self.switch_mode, mode))
         yield SystemCommand("Help", "Every key of every screen", self.action_help)
+        for title, screen_class in _SCREENS:
+            home = _MODE_OF.get(screen_class)
+            if home is None and not isinstance(screen, screen_class):
+                continue
+            for keys, description, action in _commands(self, screen_class.BINDINGS):
+                if action.startswith("app.") and description in _APP_DESCRIPTIONS:
+                    continue  # the same as an app-wide command listed above
+                run = partial(self._run_screen_action, home, action)
+                yield SystemCommand(f"{title}: {description}", f"key {keys}", run, discover=False)
+
+    async def _run_screen_action(self, mode: str | None, action: str) -> None:
+        if mode is not None and self.current_mode != mode:
+            await self.switch_mode(mode)
+        await self.run_action(action, self.screen)
 
     async def on_unmount(self) -> None:
         self.workers.cancel_all()
         await self.backend.aclose()
+
+
+_EVERYWHERE_NOTE = (
+    "A screen's own keys win over these. The mouse works too: click rows and tree nodes, the footer's keys and the "
+    "PTZ buttons; the command palette runs any action of any screen."
+)
+
+#: The screens in help order, with their titles.
+_SCREENS: tuple[tuple[str, type[Screen[None]]], ...] = (
+    ("Streams", StreamsScreen),
+    ("Stream details", DetailsScreen),
+    ("Devices and PTZ", DevicesScreen),
+    ("Recordings", RecordingsScreen),
+    ("Events", EventsScreen),
+    ("Storage", StorageScreen),
+)
+_MODE_OF: dict[type[Screen[None]], str] = {screen: mode for mode, screen in _MODES.items()}
+_APP_DESCRIPTIONS = {"Streams", "Devices", "Recordings", "Events", "Storage"}
+
+
+def _commands(app: App[Any], bindings: Iterable[BindingType]) -> Iterable[tuple[str, str, str]]:
+    """`(keys, description, action)` of each distinct action of `bindings`, keys as the footer shows them."""
+    seen: dict[str, tuple[list[str], str]] = {}
+    for binding in Binding.make_bindings(bindings):
+        keys, _ = seen.setdefault(binding.action, ([], binding.description or binding.action))
+        keys.append(app.get_key_display(binding))
+    for action, (keys, description) in seen.items():
+        yield " ".join(keys), description, action
 
 
 def make_app(backend: Backend, **kwargs: object) -> FluxkitConsole:
@@ -203,6 +269,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="data directory (embedded mode)")
     parser.add_argument("--no-demo", action="store_true", help="embedded mode without the demo cameras")
     parser.add_argument("--export-dir", metavar="DIR", help="where exports are written (default: here)")
+    parser.add_argument(
+        "--graphics",
+        choices=GRAPHICS,
+        help="how snapshots are drawn: a terminal image protocol (kitty, sixel) or half-blocks; default: "
+        "$FLUXKIT_CONSOLE_GRAPHICS, else what the terminal supports (auto)",
+    )
 
 
 def run_console(args: argparse.Namespace) -> int:
@@ -211,9 +283,9 @@ def run_console(args: argparse.Namespace) -> int:
 
     backend: Backend
     if args.embedded:
-        from fluxkit_tui.embedded import EmbeddedBackend, embedded_config
-
         from fluxkit.errors import ConfigError
+
+        from .embedded import EmbeddedBackend, embedded_config
 
         try:
             config = embedded_config(args.config, data_dir=args.data_dir)
@@ -227,7 +299,12 @@ def run_console(args: argparse.Namespace) -> int:
             return 2
         backend = RemoteBackend(args.url, args.token or os.environ.get("FLUXKIT_TOKEN"))
     export_dir = Path(args.export_dir) if args.export_dir else None
-    app = make_app(backend, export_dir=export_dir)
+    try:
+        graphics = detect_graphics(getattr(args, "graphics", None))  # before Textual owns the terminal
+    except ValueError as exc:
+        print(f"fluxkit console: {exc}", file=sys.stderr)
+        return 2
+    app = make_app(backend, export_dir=export_dir, graphics=graphics)
     code = app.run()
     return int(code or 0)
 

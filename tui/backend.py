@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,15 +33,19 @@ __all__ = [
     "Device",
     "EventLine",
     "HttpAnswer",
+    "Migration",
     "PtzResult",
     "Recordings",
     "RemoteBackend",
     "Span",
     "StorageReport",
+    "StorageRetention",
+    "StorageTier",
     "StreamStatus",
     "StreamStorage",
     "parse_metrics",
     "storage_report",
+    "storage_status",
 ]
 
 #: The PTZ command names the platform accepts (`POST /api/video/gb28181/devices/{id}/ptz`).
@@ -205,13 +210,59 @@ class StreamStorage:
 
 
 @attrs.frozen(kw_only=True, slots=True)
+class StorageRetention:
+    """The retention limits of one storage backend (None: no such limit)."""
+
+    max_age_days: float | None = None
+    max_bytes: int | None = None
+    min_free_bytes: int | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class StorageTier:
+    """One backend of the storage (a tier or a replica), from `GET /api/video/storage`."""
+
+    name: str
+    type: str = "-"
+    role: str = "-"
+    healthy: bool = True
+    used_bytes: int = 0
+    segments: int = 0
+    free_bytes: int | None = None
+    total_bytes: int | None = None
+    retention: StorageRetention | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Migration:
+    """Segments moving between tiers: `done` of `total`."""
+
+    running: bool = False
+    done: float = 0
+    total: float = 0
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, max(0.0, self.done / self.total)) if self.total > 0 else None
+
+
+@attrs.frozen(kw_only=True, slots=True)
 class StorageReport:
-    """Storage use from `/metrics`; `retention` is None because the REST API does not expose it."""
+    """Storage use: per stream from `/metrics`, and the tiers from `GET /api/video/storage` where it answers.
+
+    `policy` is None (and `tiers` empty) when the server does not report its storage status; `status_error` then
+    says why (an older server, or storage disabled).
+    """
 
     streams: tuple[StreamStorage, ...] = ()
     disk_free: int | None = None
     disk_total: int | None = None
     retention: dict[str, Any] | None = None
+    policy: str | None = None
+    tiers: tuple[StorageTier, ...] = ()
+    migration: Migration | None = None
+    pending_repairs: int = 0
+    status_error: str | None = None
 
     @property
     def recorded_bytes(self) -> int:
@@ -400,6 +451,69 @@ def storage_report(metrics: str) -> StorageReport:
     )
 
 
+def _number(value: Any, default: float = 0.0) -> float:
+    """A finite JSON number, else `default` (booleans are not numbers here)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return default
+
+
+def _int_or_none(value: Any) -> int | None:
+    number = _number(value, math.nan)
+    return None if math.isnan(number) else int(number)
+
+
+def storage_status(report: StorageReport, body: Any) -> StorageReport:
+    """`report` with the tiers, migration and repairs of a `GET /api/video/storage` answer (unknown fields ignored).
+
+    The body is `{"policy", "backends": [{"name", "type", "role", "healthy", "used_bytes", "segments", "free_bytes",
+    "total_bytes", "retention": {"max_age_days", "max_bytes", "min_free_bytes"}}], "migration": {"running", "done",
+    "total"} | null, "pending_repairs"}`; a body of another shape leaves `report` as it is, with `status_error` set.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("backends"), list):
+        return attrs.evolve(report, status_error="the storage status has an unexpected shape")
+    tiers = []
+    for item in body["backends"]:
+        if not isinstance(item, dict):
+            continue
+        limits = item.get("retention")
+        retention = None
+        if isinstance(limits, dict):
+            age = limits.get("max_age_days")
+            retention = StorageRetention(
+                max_age_days=_number(age) if age is not None else None,
+                max_bytes=_int_or_none(limits.get("max_bytes")),
+                min_free_bytes=_int_or_none(limits.get("min_free_bytes")),
+            )
+        tiers.append(
+            StorageTier(
+                name=str(item.get("name") or "?"),
+                type=str(item.get("type") or "-"),
+                role=str(item.get("role") or "-"),
+                healthy=item.get("healthy") is not False,
+                used_bytes=_int_or_none(item.get("used_bytes")) or 0,
+                segments=_int_or_none(item.get("segments")) or 0,
+                free_bytes=_int_or_none(item.get("free_bytes")),
+                total_bytes=_int_or_none(item.get("total_bytes")),
+                retention=retention,
+            )
+        )
+    moving = body.get("migration")
+    migration = None
+    if isinstance(moving, dict):
+        migration = Migration(
+            running=bool(moving.get("running")), done=_number(moving.get("done")), total=_number(moving.get("total"))
+        )
+    return attrs.evolve(
+        report,
+        policy=str(body.get("policy") or "-"),
+        tiers=tuple(tiers),
+        migration=migration,
+        pending_repairs=_int_or_none(body.get("pending_repairs")) or 0,
+        status_error=None,
+    )
+
+
 def _recording_states(metrics: str) -> dict[str, str]:
     """Per-stream recording state from `/metrics`: "rec" when the latest segment is recent, else "stalled"."""
     states: dict[str, str] = {}
@@ -455,6 +569,8 @@ class RemoteBackend:
         self._token = token
         self.event_feed = transport is None if event_feed is None else event_feed
         self.reconnect_delay = reconnect_delay
+        #: False once the server answered 404 to `GET /api/video/storage` (not asked again).
+        self._storage_status = True
         #: True while the event WebSocket is open (the poll diff then only reports losses).
         self.feed_open = False
 
@@ -650,7 +766,18 @@ class RemoteBackend:
         return await self._command("DELETE", f"/api/video/gb28181/streams/{quote(stream_id, safe='')}", None)
 
     async def storage(self) -> StorageReport:
-        return storage_report((await self._get("/metrics")).text)
+        report = storage_report((await self._get("/metrics")).text)
+        if not self._storage_status:
+            return attrs.evolve(report, status_error="the server does not report its storage status")
+        try:
+            body = (await self._get("/api/video/storage")).json()
+        except BackendError as exc:
+            if exc.status in (404, 405):  # a fluxkit from before the endpoint: /metrics only, for good
+                self._storage_status = False
+            return attrs.evolve(report, status_error=str(exc))
+        except ValueError:
+            return attrs.evolve(report, status_error="the storage status is not JSON")
+        return storage_status(report, body)
 
 
 class _NoEventFeed(Exception):

@@ -25,7 +25,11 @@ from typing import Any
 import attrs
 import outcome
 import trio
-from fluxkit_tui.backend import (
+
+from fluxkit.app import RunningFluxkit, run_fluxkit
+from fluxkit.config import Config, ProtocolSettings, load_config
+
+from .backend import (
     BackendError,
     Device,
     EventLine,
@@ -36,9 +40,6 @@ from fluxkit_tui.backend import (
     StorageReport,
     StreamStatus,
 )
-
-from fluxkit.app import RunningFluxkit, run_fluxkit
-from fluxkit.config import Config, ProtocolSettings, load_config
 
 __all__ = ["EmbeddedBackend", "embedded_config"]
 

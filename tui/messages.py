@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fluxkit_tui.backend import EventLine, StreamStatus
 from textual.message import Message
+
+from .backend import EventLine, StreamStatus
 
 __all__ = ["BackendFailed", "EventReceived", "StreamsUpdated"]
 

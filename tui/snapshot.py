@@ -1,4 +1,4 @@
-"""Turn a JPEG snapshot into terminal cells: coloured upper half-blocks, two pixels per cell.
+"""Turn a JPEG snapshot into terminal cells (coloured upper half-blocks, two pixels per cell), or into pixels.
 
 Strategy: PyAV decodes the JPEG and scales it once (swscale, area filter) to at most `columns` x `2 * rows`
 pixels keeping the aspect ratio (a terminal cell is about twice as tall as wide, so two stacked pixels are
@@ -17,19 +17,30 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
-__all__ = ["decode_jpeg", "halfblock_text"]
+__all__ = ["decode_fit", "decode_jpeg", "halfblock_text"]
+
+
+def decode_fit(jpeg: bytes, width: int, height: int, *, even: bool = False, upscale: bool = True) -> np.ndarray:
+    """Decode and scale to fit `width` x `height` pixels keeping the aspect ratio; an (h, w, 3) uint8 array.
+
+    Args:
+        even: round the height down to an even number (half-blocks draw two rows per cell).
+        upscale: scale a smaller picture up to the box (else only down).
+    """
+    with av.open(io.BytesIO(jpeg), "r", format="image2pipe") as container:
+        frame = next(container.decode(video=0))
+    scale = min(width / frame.width, height / frame.height)
+    if not upscale:
+        scale = min(1.0, scale)
+    out_w = max(1, int(frame.width * scale))
+    out_h = max(2, int(frame.height * scale) // 2 * 2) if even else max(1, int(frame.height * scale))
+    image: np.ndarray = frame.reformat(width=out_w, height=out_h, format="rgb24").to_ndarray()
+    return image
 
 
 def decode_jpeg(jpeg: bytes, columns: int, rows: int) -> np.ndarray:
     """Decode and scale to fit `columns` x `2*rows` pixels; returns an (h, w, 3) uint8 array (h even)."""
-    with av.open(io.BytesIO(jpeg), "r", format="image2pipe") as container:
-        frame = next(container.decode(video=0))
-    width, height = frame.width, frame.height
-    scale = min(columns / width, (2 * rows) / height)
-    out_w = max(1, int(width * scale))
-    out_h = max(2, int(height * scale) // 2 * 2)
-    image: np.ndarray = frame.reformat(width=out_w, height=out_h, format="rgb24").to_ndarray()
-    return image
+    return decode_fit(jpeg, columns, 2 * rows, even=True)
 
 
 def halfblock_text(image: np.ndarray) -> Text:

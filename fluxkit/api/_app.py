@@ -339,6 +339,13 @@ class _Api:
 
     # -- recordings --------------------------------------------------------------------------------------------
 
+    async def storage_status(self, request: Request) -> Response:
+        """`GET /api/video/storage`: the storage's own report (tiers, usage, retention, migration); 503 without one."""
+        status = getattr(self._storage(), "status", None)
+        if status is None:
+            raise _error(503, "this recording storage does not report its status")
+        return JSONResponse(await status())
+
     async def recordings(self, request: Request) -> Response:
         stream_id = _stream_id(request)
         start, end = _range(request, self.services.max_list_range, limit_status=400)
@@ -680,6 +687,7 @@ def make_app(services: ApiServices) -> Starlette:
         Route("/metrics", api.metrics, methods=["GET"]),
         WebSocketRoute("/api/video/events", api.events),
         Route("/api/video/events", api.events_http, methods=["GET"]),
+        Route("/api/video/storage", api.storage_status, methods=["GET"]),
         Route(streams, api.list_streams, methods=["GET"]),
         Route(streams, api.create_stream, methods=["POST"]),
         Route(streams + "/{stream_id:fluxkit_any}/snapshot", api.snapshot, methods=["GET"]),

@@ -151,6 +151,45 @@ _SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "StorageStatus": {
+        "type": "object",
+        "required": ["policy", "backends"],
+        "properties": {
+            "policy": {"type": "string", "enum": ["local", "primary_backup", "multi_replica", "tiered"]},
+            "backends": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "type", "role", "healthy"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "type": {"type": "string", "example": "local"},
+                        "role": {"type": "string", "example": "primary"},
+                        "healthy": {"type": "boolean"},
+                        "used_bytes": {"type": "integer"},
+                        "segments": {"type": "integer"},
+                        "free_bytes": _nullable("integer"),
+                        "total_bytes": _nullable("integer"),
+                        "retention": {
+                            "type": "object",
+                            "nullable": True,
+                            "properties": {
+                                "max_age_days": _nullable("number"),
+                                "max_bytes": _nullable("integer"),
+                                "min_free_bytes": _nullable("integer"),
+                            },
+                        },
+                    },
+                },
+            },
+            "migration": {
+                "type": "object",
+                "nullable": True,
+                "properties": {"running": {"type": "boolean"}, "done": {"type": "number"}, "total": {"type": "number"}},
+            },
+            "pending_repairs": {"type": "integer"},
+        },
+    },
     "Keyframes": {
         "type": "object",
         "required": ["stream_id", "keyframes"],
@@ -276,6 +315,15 @@ _DOCUMENT: dict[str, Any] = {
                 "stops reading is closed with 1008.",
                 {"101": {"description": "Switching to the WebSocket protocol."}},
                 (400, 426),
+            )
+        },
+        "/api/video/storage": {
+            "get": _op(
+                "getStorageStatus",
+                "The recording storage: its policy, each backend (tier or replica) with its health, usage and "
+                "retention, the migration between tiers in progress, and the repairs pending.",
+                _json_ok(200, "The storage status.", "StorageStatus"),
+                (503,),
             )
         },
         "/api/video/streams": {

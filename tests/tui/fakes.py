@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 from fluxkit_tui.backend import (
     Channel,
     Device,
@@ -21,6 +22,7 @@ from fluxkit_tui.backend import (
     StorageReport,
     StreamStatus,
     storage_report,
+    storage_status,
 )
 
 T0 = dt.datetime(2026, 1, 2, 3, 4, 0, tzinfo=dt.UTC)
@@ -63,6 +65,23 @@ def make_metrics(streams: int = 3, tick: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
+def make_storage_status(tick: int = 0) -> dict[str, Any]:
+    """A `GET /api/video/storage` answer: a tiered storage, hot disk and cold S3, with a migration under way."""
+    return {
+        "policy": "tiered",
+        "backends": [
+            {"name": "hot", "type": "local", "role": "hot", "healthy": True, "used_bytes": 40 * 1024**3 + tick,
+             "segments": 1200 + tick, "free_bytes": 50 * 1024**3, "total_bytes": 200 * 1024**3,
+             "retention": {"max_age_days": 7, "max_bytes": None, "min_free_bytes": 5 * 1024**3}},
+            {"name": "cold", "type": "s3", "role": "cold", "healthy": tick % 2 == 0, "used_bytes": 3 * 1024**4,
+             "segments": 90_000, "free_bytes": None, "total_bytes": None,
+             "retention": {"max_age_days": 90, "max_bytes": 5 * 1024**4, "min_free_bytes": None}},
+        ],
+        "migration": {"running": True, "done": 30 + tick, "total": 120},
+        "pending_repairs": 2,
+    }  # fmt: skip
+
+
 def make_rows(count: int, tick: int = 0) -> list[StreamStatus]:
     return [
         StreamStatus(
@@ -91,8 +110,10 @@ class FakeBackend:
 
     description = "fake"
 
-    def __init__(self, streams: int = 3) -> None:
+    def __init__(self, streams: int = 3, *, tiers: bool = False) -> None:
         self.count = streams
+        #: Answer like a server with `GET /api/video/storage` (else like one without: /metrics only).
+        self.tiers = tiers
         self.ticks = 0
         self.ptz_calls: list[dict[str, Any]] = []
         self.exports: list[tuple[str, dt.datetime, dt.datetime, float | None]] = []
@@ -198,7 +219,10 @@ class FakeBackend:
 
     async def storage(self) -> StorageReport:
         self.storage_reads += 1
-        return storage_report(make_metrics(self.count, self.ticks))
+        report = storage_report(make_metrics(self.count, self.ticks))
+        if self.tiers:
+            return storage_status(report, make_storage_status(self.ticks))
+        return attrs.evolve(report, status_error="404: not found")
 
     async def events(self) -> AsyncIterator[EventLine]:
         while True:

@@ -34,7 +34,7 @@ async def test_embedded_engine_in_trio_guest_mode(tmp_path: Path) -> None:
             await pilot.pause(0.05)
         else:
             raise AssertionError(f"no live demo streams: {app.latest_rows}")
-        assert screen.table.row_count == len(app.latest_rows) == 3  # demo1, demo2 and the GB28181 camera gb1
+        assert screen.table.row_count == len(app.latest_rows) == 5  # demo1, demo2 and the GB28181 cameras gb1..gb3
         assert any(line.kind in ("engine", "log") for line in app.event_lines)
         await pilot.press("q")
     assert backend._done is not None

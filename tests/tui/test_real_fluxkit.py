@@ -53,7 +53,7 @@ async def test_streams_details_and_snapshot(real_fluxkit: RealFluxkit, tmp_path:
         table = screen.table
 
         def live() -> bool:
-            return table.row_count == 3 and all(
+            return table.row_count == 5 and all(
                 float(str(table.get_cell(s, "fps"))) > 0 for s in ("demo1", "demo2", "gb1")
             )
 
@@ -71,7 +71,7 @@ async def test_streams_details_and_snapshot(real_fluxkit: RealFluxkit, tmp_path:
 async def test_recordings_list_and_export_mp4(real_fluxkit: RealFluxkit, tmp_path: Path) -> None:
     app = make_app(backend_of(real_fluxkit), poll_interval=0.5, export_dir=tmp_path, device_refresh=0)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: len(app.latest_rows) == 3)  # demo1, demo2 and the GB28181 camera gb1
+        await wait_for(pilot, lambda: len(app.latest_rows) == 5)  # demo1, demo2 and the GB28181 cameras gb1..gb3
         app.recordings_stream = "demo2"
         await pilot.press("3")
         screen = app.screen

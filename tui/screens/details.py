@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from fluxkit_tui.backend import BackendError, StreamStatus
-from fluxkit_tui.widgets.snapshot_view import SnapshotView
 from rich.table import Table
 from textual import work
 from textual.app import ComposeResult
@@ -19,8 +17,11 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from ..backend import BackendError, StreamStatus
+from ..widgets.snapshot_view import SnapshotView
+
 if TYPE_CHECKING:
-    from fluxkit_tui.app import FluxkitConsole
+    from ..app import FluxkitConsole
 
 __all__ = ["SNAPSHOT_INTERVAL", "DetailsScreen"]
 
@@ -36,6 +37,10 @@ class DetailsScreen(Screen[None]):
         Binding("s", "snapshot", "Snapshot now"),
         Binding("r", "recordings", "Recordings"),
     ]
+    HELP: ClassVar[str] = (
+        "Statistics of one stream (refreshed with every poll) and its latest keyframe, drawn with the terminal's "
+        "image protocol (kitty graphics, sixel) where it has one and with coloured half-blocks otherwise."
+    )
 
     def __init__(self, stream_id: str, *, snapshot_interval: float = SNAPSHOT_INTERVAL) -> None:
         super().__init__(id="details")
@@ -52,7 +57,7 @@ class DetailsScreen(Screen[None]):
         yield Header()
         with Horizontal(id="details-body"):
             yield Static(id="details-stats")
-            yield SnapshotView(id="details-snapshot")
+            yield SnapshotView(id="details-snapshot", graphics=self.console.graphics)
         yield Footer()
 
     def on_mount(self) -> None:

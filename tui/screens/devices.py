@@ -18,17 +18,18 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, ClassVar
 
-from fluxkit_tui.backend import BackendError, Device, HttpAnswer, PtzResult
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, Static, Tree
+from textual.widgets import Button, Footer, Header, ProgressBar, Static, Tree
+
+from ..backend import BackendError, Device, HttpAnswer, PtzResult
 
 if TYPE_CHECKING:
-    from fluxkit_tui.app import FluxkitConsole
+    from ..app import FluxkitConsole
 
 __all__ = ["DEVICE_REFRESH", "DevicesScreen"]
 
@@ -37,18 +38,31 @@ DEVICE_REFRESH = 3.0
 
 _SPEED_STEP = 32
 
+#: The PTZ panel's buttons: (id suffix, label, action of this screen).
+_BUTTONS = (
+    ("left", "◀", "ptz('left')"),
+    ("up", "▲", "ptz('up')"),
+    ("down", "▼", "ptz('down')"),
+    ("right", "▶", "ptz('right')"),
+    ("stop", "■", "ptz('stop')"),
+    ("zoom-in", "+", "ptz('zoom_in')"),
+    ("zoom-out", "−", "ptz('zoom_out')"),
+    ("call", "call", "preset('preset_call')"),
+    ("live", "live", "toggle_live"),
+)
+
 
 class DevicesScreen(Screen[None]):
     """The GB28181 device tree with PTZ on the selected channel."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "ptz('up')", "Tilt up", priority=True),
-        Binding("down", "ptz('down')", "Tilt down", priority=True),
-        Binding("left", "ptz('left')", "Pan left", priority=True),
-        Binding("right", "ptz('right')", "Pan right", priority=True),
+        Binding("up", "ptz('up')", "Tilt up", show=False, priority=True),
+        Binding("down", "ptz('down')", "Tilt down", show=False, priority=True),
+        Binding("left", "ptz('left')", "Pan left", show=False, priority=True),
+        Binding("right", "ptz('right')", "Pan right", show=False, priority=True),
         Binding("space", "ptz('stop')", "Stop", priority=True),
-        Binding("plus,equals_sign", "ptz('zoom_in')", "Zoom in"),
-        Binding("minus", "ptz('zoom_out')", "Zoom out"),
+        Binding("plus,equals_sign", "ptz('zoom_in')", "Zoom in", show=False),
+        Binding("minus", "ptz('zoom_out')", "Zoom out", show=False),
         Binding("n", "ptz('focus_near')", "Focus near", show=False),
         Binding("f", "ptz('focus_far')", "Focus far", show=False),
         Binding("o", "ptz('iris_open')", "Iris open", show=False),
@@ -58,12 +72,18 @@ class DevicesScreen(Screen[None]):
         Binding("x", "preset('preset_delete')", "Preset delete", show=False),
         Binding("less_than_sign,comma", "speed(-1)", "Slower", show=False),
         Binding("greater_than_sign,full_stop", "speed(1)", "Faster", show=False),
-        Binding("j", "tree_cursor(1)", "Next", show=False),
-        Binding("k", "tree_cursor(-1)", "Previous", show=False),
-        Binding("u", "refresh_devices", "Refresh", show=False),
+        Binding("j", "tree_cursor(1)", "Next in the tree", show=False),
+        Binding("k", "tree_cursor(-1)", "Previous in the tree", show=False),
+        Binding("u", "refresh_devices", "Refresh devices", show=False),
         Binding("v", "toggle_live", "Live on/off"),
-        *(Binding(str(n), f"preset_number({n})", show=False) for n in range(1, 10)),
+        *(Binding(str(n), f"preset_number({n})", f"Preset number {n}", show=False) for n in range(1, 10)),
     ]
+    HELP: ClassVar[str] = (
+        "A terminal reports no key release, so a move runs until Stop, as on a joystick-less keyboard. The tree "
+        "and the buttons under the speed bar work with the mouse too. Every request sent and the platform's answer "
+        "are shown, with the device's address, transport and last keepalive; Live starts the channel's video (UDP) "
+        "and a second press stops it."
+    )
 
     def __init__(self, *, refresh_interval: float = DEVICE_REFRESH) -> None:
         super().__init__(id="devices")
@@ -94,18 +114,16 @@ class DevicesScreen(Screen[None]):
                 yield Static(id="device-info")
                 yield Static(id="ptz-speed-label")
                 yield ProgressBar(total=255, show_eta=False, show_percentage=False, id="ptz-speed")
+                with Horizontal(id="ptz-buttons"):
+                    for name, label, action in _BUTTONS:
+                        yield Button(label, id=f"ptz-{name}", action=f"screen.{action}", compact=True)
                 yield Static(id="ptz-help")
                 yield Static(id="ptz-log")
                 yield Static(id="live-log")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#ptz-help", Static).update(
-            "arrows pan/tilt · space stop · +/- zoom\n"
-            "n/f focus · o/c iris · </> speed\n"
-            "1-9 preset no. · p set · g call · x delete\n"
-            "v live on/off · j/k move · enter select"
-        )
+        self.query_one("#ptz-help", Static).update("? lists every key · ctrl+p runs any command")
         self._draw_speed()
         self._sender()
         self.action_refresh_devices()

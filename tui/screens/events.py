@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from fluxkit_tui.backend import EventLine
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, RichLog
 
+from ..backend import EventLine
+
 if TYPE_CHECKING:
-    from fluxkit_tui.app import FluxkitConsole
+    from ..app import FluxkitConsole
 
 __all__ = ["EventsScreen", "format_event", "matches"]
 
@@ -43,6 +44,7 @@ class EventsScreen(Screen[None]):
         Binding("slash", "focus_filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter"),
     ]
+    HELP: ClassVar[str] = "Every engine event and alarm, newest last; the filter matches the kind, stream or text."
 
     def __init__(self) -> None:
         super().__init__(id="events")

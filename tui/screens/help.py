@@ -1,55 +1,72 @@
-"""The help screen: every key, by screen."""
+"""The help screen: every key, by screen, generated from the bindings themselves.
+
+Strategy: the app hands the screen a list of `KeySection`s (its own bindings, then each screen class's
+`BINDINGS` with the screen's `HELP` note), and `help_markdown` turns them into one Markdown table per section,
+keys shown as the footer shows them (`App.get_key_display`) and grouped by description, so the help can never
+list a key that is not bound, nor miss one that is.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+import attrs
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Footer, Markdown
 
-__all__ = ["HELP_TEXT", "HelpScreen"]
+__all__ = ["HelpScreen", "KeySection", "help_markdown", "key_rows"]
 
-HELP_TEXT = """\
-# fluxkit console
 
-| key | everywhere |
-|---|---|
-| `1` `s` | streams |
-| `2` `d` | GB28181 devices and PTZ |
-| `3` `r` | recordings |
-| `4` `e` | events |
-| `5` `t` | storage |
-| `?` `F1` | this help |
-| `ctrl+p` | command palette |
-| `q` | quit |
+@attrs.frozen(kw_only=True, slots=True)
+class KeySection:
+    """The keys of one screen (or of the whole app): a title, the bindings, and a line of prose."""
 
-**Streams**: arrows move, `enter` opens details (statistics and snapshot; `s` refreshes the snapshot,
-`escape` goes back).
+    title: str
+    bindings: tuple[BindingType, ...]
+    note: str = ""
 
-**Devices / PTZ**: `j`/`k` move in the tree, `enter` picks the channel; arrows pan and tilt, `space` stops,
-`+`/`-` zoom, `n`/`f` focus near/far, `o`/`c` iris open/close, `1`-`9` choose the preset number, `p` set,
-`g` call, `x` delete the preset, `<`/`>` speed; `v` starts the channel's live video (UDP) and stops it on a
-second press. The request sent and the platform's answer are shown, with the device's address, transport and
-last keepalive.
 
-**Recordings**: choose the stream, the start and end (`-90s`, `-5m`, `HH:MM:SS` UTC or RFC 3339) and the
-speed; `l` lists the segments (green) and gaps (red), `x` exports the range to an MP4 file.
+def key_rows(app: App[Any], bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+    """`(keys, description)` rows: the keys of one description joined, in binding order."""
+    rows: dict[str, list[str]] = {}
+    for binding in Binding.make_bindings(bindings):
+        description = binding.description or binding.action
+        keys = rows.setdefault(description, [])
+        display = app.get_key_display(binding)
+        if display not in keys:
+            keys.append(display)
+    return [(" ".join(f"`{k}`" for k in keys), description) for description, keys in rows.items()]
 
-**Storage**: recorded bytes, segments and recording lag per stream, disk free/total, from `/metrics` every few
-seconds; `u` refreshes now. Retention is n/a: the REST API does not expose it.
 
-**Events**: `/` filters by kind, stream or text; `escape` clears the filter.
-"""
+def help_markdown(app: App[Any], sections: Sequence[KeySection], *, intro: str = "") -> str:
+    """The help page: a title, `intro`, then one key table per section."""
+    out = ["# fluxkit console", ""]
+    if intro:
+        out += [intro, ""]
+    for section in sections:
+        out += [f"## {section.title}", ""]
+        if section.note:
+            out += [section.note, ""]
+        out += ["| key | action |", "|---|---|"]
+        out += [f"| {keys} | {description} |" for keys, description in key_rows(app, section.bindings)]
+        out.append("")
+    return "\n".join(out)
 
 
 class HelpScreen(ModalScreen[None]):
-    """Keys of every screen; any of escape, q, ? closes it."""
+    """Keys of every screen (`markdown`, see `help_markdown`); any of escape, q, ?, F1 closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark,f1", "dismiss", "Close")]
 
+    def __init__(self, markdown: str) -> None:
+        super().__init__()
+        self.markdown = markdown
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Markdown(HELP_TEXT)
+            yield Markdown(self.markdown)
+        yield Footer()  # its Close key is the mouse's way out

@@ -14,8 +14,6 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from fluxkit_tui.backend import BackendError, Recordings
-from fluxkit_tui.widgets.timeline import TimelineBar
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -23,8 +21,11 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Label, ProgressBar, Select, Static
 
+from ..backend import BackendError, Recordings
+from ..widgets.timeline import TimelineBar
+
 if TYPE_CHECKING:
-    from fluxkit_tui.app import FluxkitConsole
+    from ..app import FluxkitConsole
 
 __all__ = ["SPEEDS", "RecordingsScreen", "parse_when"]
 
@@ -54,6 +55,10 @@ class RecordingsScreen(Screen[None]):
         Binding("x", "export", "Export"),
         Binding("escape", "app.switch_mode('streams')", "Streams"),
     ]
+    HELP: ClassVar[str] = (
+        "Choose the stream, the start and end (`-90s`, `-5m`, `HH:MM:SS` UTC or RFC 3339) and the speed; the "
+        "timeline shows recorded segments in green and gaps in red, and the export writes the range as MP4."
+    )
 
     def __init__(self, *, window: float = 600.0) -> None:
         super().__init__(id="recordings")

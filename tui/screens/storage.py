@@ -1,16 +1,17 @@
-"""Storage: recorded bytes and segments per stream, recording lag, disk use, retention.
+"""Storage: the tiers (or replicas) with their health, usage and retention, migration progress, pending repairs,
+and per stream the recorded bytes, segments and recording lag, with the disk use.
 
-Strategy: everything comes from the REST API's Prometheus page (`GET /metrics`, parsed by
-`fluxkit_tui.backend.storage_report`), the only place the API reports storage, read every `refresh_interval`
-seconds by an exclusive worker (a slow scrape is replaced, never queued). The table is updated in place, keyed by
-stream id. The API has no retention endpoint, so retention is shown as "n/a" with the reason rather than guessed.
+Strategy: `Backend.storage()` merges the storage's own report (`GET /api/video/storage`: policy, backends,
+migration, repairs) with the per-stream figures of the Prometheus page (`GET /metrics`); it is read every
+`refresh_interval` seconds by an exclusive worker (a slow read is replaced, never queued). Both tables are updated
+in place, keyed by backend name and stream id. A server without the status endpoint (or with storage disabled)
+still gets the `/metrics` figures, and the tier table says why it is empty rather than guessing.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from fluxkit_tui.backend import BackendError, StorageReport, StreamStorage
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -18,18 +19,28 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, ProgressBar, Static
 
-if TYPE_CHECKING:
-    from fluxkit_tui.app import FluxkitConsole
+from ..backend import BackendError, StorageReport, StorageRetention, StorageTier, StreamStorage
 
-__all__ = ["LAG_STALLED", "STORAGE_REFRESH", "StorageScreen", "human_bytes"]
+if TYPE_CHECKING:
+    from ..app import FluxkitConsole
+
+__all__ = ["LAG_STALLED", "STORAGE_REFRESH", "StorageScreen", "human_bytes", "retention_text"]
 
 #: Seconds between `/metrics` reads.
 STORAGE_REFRESH = 3.0
 #: Recording lag (seconds) from which a stream is shown as stalled.
 LAG_STALLED = 30.0
 
-_RETENTION_NA = "retention: n/a (the REST API does not expose the retention settings)"
 _COLUMNS = (("stream", "stream"), ("bytes", "recorded"), ("segments", "segments"), ("lag", "lag"))
+_TIER_COLUMNS = (
+    ("name", "backend"),
+    ("type", "type"),
+    ("role", "role"),
+    ("health", "health"),
+    ("used", "used"),
+    ("segments", "segs"),
+    ("space", "free / total"),
+)
 
 
 def human_bytes(count: int | None) -> str:
@@ -44,6 +55,37 @@ def human_bytes(count: int | None) -> str:
     raise AssertionError("unreachable")
 
 
+def retention_text(retention: StorageRetention | None) -> str:
+    """`30 d · 100.0 GiB · keep 5.0 GiB free`; `-` without limits."""
+    if retention is None:
+        return "-"
+    parts = []
+    if retention.max_age_days is not None:
+        parts.append(f"{retention.max_age_days:g} d")
+    if retention.max_bytes is not None:
+        parts.append(human_bytes(retention.max_bytes))
+    if retention.min_free_bytes is not None:
+        parts.append(f"keep {human_bytes(retention.min_free_bytes)} free")
+    return " · ".join(parts) or "-"
+
+
+def _tier_cells(tier: StorageTier) -> tuple[str | Text, ...]:
+    space = "n/a"
+    if tier.total_bytes is not None:
+        space = f"{human_bytes(tier.free_bytes)} / {human_bytes(tier.total_bytes)}"
+    elif tier.free_bytes is not None:
+        space = f"{human_bytes(tier.free_bytes)} free"
+    return (
+        tier.name,
+        tier.type,
+        tier.role,
+        Text("ok", style="green") if tier.healthy else Text("DOWN", style="bold red"),
+        Text(human_bytes(tier.used_bytes), justify="right"),
+        Text(str(tier.segments), justify="right"),
+        space,
+    )
+
+
 def _lag_text(lag: float | None) -> Text:
     if lag is None:
         return Text("-", style="dim")
@@ -51,9 +93,14 @@ def _lag_text(lag: float | None) -> Text:
 
 
 class StorageScreen(Screen[None]):
-    """Recording storage from `/metrics`, refreshed every few seconds (`u` refreshes now)."""
+    """The storage's tiers and the recorded streams, refreshed every few seconds."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("u", "refresh_storage", "Refresh")]
+    HELP: ClassVar[str] = (
+        "The storage policy and each backend (tier or replica) with its health, usage, free space and retention, "
+        "the migration between tiers in progress and the repairs pending (`GET /api/video/storage`); below, per "
+        "stream, the recorded bytes, segments and recording lag from `/metrics`. Refreshed every few seconds."
+    )
 
     def __init__(self, *, refresh_interval: float = STORAGE_REFRESH) -> None:
         super().__init__(id="storage")
@@ -68,9 +115,15 @@ class StorageScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static("reading the storage status…", id="storage-policy")
+        yield ProgressBar(total=1, show_eta=False, id="storage-migration")
+        tiers: DataTable[str | Text] = DataTable(id="storage-tiers", cursor_type="row", zebra_stripes=True)
+        for key, label in _TIER_COLUMNS:
+            tiers.add_column(label, key=key)
+        yield tiers
         yield Static("reading /metrics…", id="storage-disk")
         yield ProgressBar(total=100, show_eta=False, id="storage-disk-bar")
-        yield Static(_RETENTION_NA, id="storage-retention")
+        yield Static("", id="storage-retention")
         table: DataTable[str | Text] = DataTable(id="storage-table", cursor_type="row", zebra_stripes=True)
         for key, label in _COLUMNS:
             table.add_column(label, key=key)
@@ -114,6 +167,7 @@ class StorageScreen(Screen[None]):
         bar = self.query_one("#storage-disk-bar", ProgressBar)
         if used is not None and report.disk_total:
             bar.update(total=report.disk_total, progress=used)
+        self._apply_status(report)
         table = self.table
         wanted = {s.stream_id: s for s in report.streams}
         for key in [k for k in table.rows if k.value not in wanted]:
@@ -125,6 +179,57 @@ class StorageScreen(Screen[None]):
                     table.update_cell(stream.stream_id, column, cell)
             else:
                 table.add_row(*cells, key=stream.stream_id)
+
+    @property
+    def tiers(self) -> DataTable[str | Text]:
+        return self.query_one("#storage-tiers", DataTable)
+
+    def _apply_status(self, report: StorageReport) -> None:
+        """The policy line, the migration bar, the tier table and the retention line."""
+        policy = Text()
+        retention = self.query_one("#storage-retention", Static)
+        migration_bar = self.query_one("#storage-migration", ProgressBar)
+        if report.policy is None:
+            policy.append("storage status n/a", style="yellow")
+            if report.status_error:
+                policy.append(f" ({report.status_error})", style="dim")
+            retention.update(Text("retention: n/a (not reported by this server)", style="dim"))
+            migration_bar.display = False
+        else:
+            down = sum(1 for t in report.tiers if not t.healthy)
+            policy.append(f"policy {report.policy} · {len(report.tiers)} backends")
+            if down:
+                policy.append(f" ({down} down)", style="bold red")
+            policy.append(" · ")
+            policy.append(f"{report.pending_repairs} repairs pending", style="yellow" if report.pending_repairs else "")
+            migration = report.migration
+            if migration is None or migration.total <= 0:
+                policy.append(" · no migration")
+                migration_bar.display = False
+            else:
+                state = "migrating" if migration.running else "migration paused"
+                policy.append(f" · {state} {migration.done:g}/{migration.total:g}")
+                migration_bar.display = True
+                migration_bar.update(total=migration.total, progress=min(migration.done, migration.total))
+            limited = [t for t in report.tiers if retention_text(t.retention) != "-"]
+            retention.update(
+                "retention: " + " · ".join(f"{t.name} {retention_text(t.retention)}" for t in limited)
+                if limited
+                else "retention: no limits"
+            )
+        self.query_one("#storage-policy", Static).update(policy)
+        tiers = self.tiers
+        tiers.display = report.policy is not None
+        wanted = {t.name: t for t in report.tiers}
+        for key in [k for k in tiers.rows if k.value not in wanted]:
+            tiers.remove_row(key)
+        for tier in report.tiers:
+            cells = _tier_cells(tier)
+            if tier.name in tiers.rows:
+                for (column, _label), cell in zip(_TIER_COLUMNS, cells, strict=True):
+                    tiers.update_cell(tier.name, column, cell)
+            else:
+                tiers.add_row(*cells, key=tier.name)
 
     @staticmethod
     def _cells(stream: StreamStorage) -> tuple[str | Text, ...]:

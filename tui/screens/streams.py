@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from fluxkit_tui.backend import StreamStatus
-from fluxkit_tui.widgets.sparkline import History
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header
+
+from ..backend import StreamStatus
+from ..widgets.sparkline import History
 
 __all__ = ["COLUMNS", "StreamsScreen", "cells"]
 
@@ -71,8 +72,12 @@ class StreamsScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "details", "Details"),
-        Binding("r", "app.switch_mode('recordings')", "Recordings"),
+        Binding("r", "recordings", "Recordings"),
     ]
+    HELP: ClassVar[str] = (
+        "One row per stream, updated in place; the bitrate carries a sparkline. Click a row to move to it and "
+        "click it again (or press its key) for its details; Recordings opens the selected stream's recordings."
+    )
 
     def __init__(self) -> None:
         super().__init__(id="streams")
@@ -135,9 +140,15 @@ class StreamsScreen(Screen[None]):
     def action_details(self) -> None:
         sid = self.selected
         if sid is not None:
-            from fluxkit_tui.screens.details import DetailsScreen
+            from .details import DetailsScreen
 
             self.app.push_screen(DetailsScreen(sid))
+
+    def action_recordings(self) -> None:
+        sid = self.selected
+        if sid is not None:
+            self.app.recordings_stream = sid  # type: ignore[attr-defined]
+        self.app.switch_mode("recordings")
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_details()

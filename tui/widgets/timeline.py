@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fluxkit_tui.backend import Recordings
 from rich.text import Text
 from textual.widgets import Static
+
+from ..backend import Recordings
 
 __all__ = ["TimelineBar", "render_timeline"]
 

@@ -340,6 +340,14 @@ class StorageBackendSettings:
     """s3: key prefix."""
     addressing_style: str = attrs.field(default="path", validator=_one_of("path", "virtual"))
     """s3: "path" (MinIO, SeaweedFS) or "virtual" (bucket in the host name: AWS, OSS, COS)."""
+    retention_days: float | None = attrs.field(default=None, validator=_non_negative)
+    """Delete this backend's copies of segments older than this many days (fractions allowed); when it is a
+    segment's last copy the segment goes. None: no age limit."""
+    max_size_gb: float | None = attrs.field(default=None, validator=_positive)
+    """Keep at most this many GB on this backend, deleting its oldest copies first; None: no size limit."""
+    min_free_gb: float | None = attrs.field(default=None, validator=_non_negative)
+    """Delete this backend's oldest copies while its file system has less than this many GB free (local and nas
+    backends; s3 and nvr cannot tell their free space); None: no free-space limit."""
 
 
 @attrs.frozen(kw_only=True)
@@ -352,6 +360,9 @@ class StorageSettings:
     """Delete recordings older than this many days (fractions allowed); None keeps them until space runs out."""
     max_size_gb: float | None = attrs.field(default=None, validator=_positive)
     """Delete the oldest recordings when they take more than this many GB; None for no size limit."""
+    min_free_gb: float | None = attrs.field(default=None, validator=_non_negative)
+    """Delete the oldest recordings while the recordings' file system has less than this many GB free; None for
+    no free-space limit. (With a `policy`, limits per backend go in `[[video.storage.backends]]`.)"""
     policy: str | None = attrs.field(default=None, validator=_one_of(*STORAGE_POLICIES))
     """How recordings are spread over `backends`: "primary_backup", "multi_replica" or "tiered" (hot -> warm ->
     cold by age); unset: local storage only."""

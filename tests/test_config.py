@@ -483,3 +483,48 @@ def test_storage_backend_mistakes(text: str, expected: list[str] | None) -> None
         assert any(m.endswith("@ $.video.storage.hot_days") for m in info.value.messages)
     else:
         assert info.value.messages == expected
+
+
+def test_storage_retention_per_backend_and_free_space() -> None:
+    from fluxkit.storage import RetentionLimits
+    from fluxkit.storage.tiers import settings_from_config
+
+    config = parse_config(
+        '[video.storage]\nmin_free_gb = 2.5\npolicy = "primary_backup"\n'
+        '[[video.storage.backends]]\ntype = "local"\nname = "p"\nretention_days = 0.5\nmax_size_gb = 100\n'
+        '[[video.storage.backends]]\ntype = "nas"\nname = "b"\nmount_point = "/mnt/nas"\nmin_free_gb = 1\n'
+    )
+    storage = config.video.storage
+    assert storage.min_free_gb == 2.5
+    assert (storage.backends[0].retention_days, storage.backends[0].max_size_gb) == (0.5, 100.0)
+    assert isinstance(storage.backends[0].max_size_gb, float)
+    assert (storage.backends[1].retention_days, storage.backends[1].min_free_gb) == (None, 1.0)
+    settings = settings_from_config(config)
+    assert settings is not None
+    assert [b.retention() for b in settings.backends] == [
+        RetentionLimits(max_age_days=0.5, max_bytes=100 * 10**9),
+        RetentionLimits(min_free_bytes=10**9),
+    ]
+    assert parse_config("").video.storage.min_free_gb is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[video.storage]\npolicy = "tiered"\n[[video.storage.backends]]\ntype = "local"\nname = "a"\n'
+            'retention_days = -1\n[[video.storage.backends]]\ntype = "local"\nname = "b"\nmax_size_gb = 0\n'
+            "min_free_gb = -2\n",
+            [
+                "must not be negative, not -1.0 @ $.video.storage.backends[0].retention_days",
+                "must be greater than 0, not 0.0 @ $.video.storage.backends[1].max_size_gb",
+                "must not be negative, not -2.0 @ $.video.storage.backends[1].min_free_gb",
+            ],
+        ),
+        ("[video.storage]\nmin_free_gb = -1", ["must not be negative, not -1.0 @ $.video.storage.min_free_gb"]),
+    ],
+)
+def test_storage_retention_mistakes(text: str, expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert info.value.messages == expected

@@ -2,16 +2,20 @@
 
 `LocalStorage(root)` implements the `StorageBackend` contract; `open_recorder(engine, storage, settings)` records
 engine streams into it. `check(root)` / `check_main(data_dir)` compare the index with the files
-(`fluxkit storage check`). See `_local` for the layout and the crash-safety ordering.
+(`fluxkit storage check`); `rebuild_main(data_dir)` rebuilds a lost index from them (`fluxkit storage rebuild`).
+`SegmentIndex` is the one SQLite index of plain local storage and of the tier policies
+(`fluxkit.storage.tiers`). See `_local` for the layout and the crash-safety ordering.
 """
 
 from __future__ import annotations
 
+from ._index import SegmentIndex as SegmentIndex
 from ._local import INDEX_NAME as INDEX_NAME
 from ._local import LocalStorage as LocalStorage
 from ._local import StorageBackend as StorageBackend
 from ._local import check as check
 from ._local import check_main as check_main
+from ._local import rebuild_main as rebuild_main
 from ._local import reconcile as reconcile
 from ._model import CheckReport as CheckReport
 from ._model import GapRecord as GapRecord
@@ -20,6 +24,7 @@ from ._model import RecordingFailed as RecordingFailed
 from ._model import RecordingQuery as RecordingQuery
 from ._model import RecordingResumed as RecordingResumed
 from ._model import RecordingSettings as RecordingSettings
+from ._model import RetentionLimits as RetentionLimits
 from ._model import SegmentRecord as SegmentRecord
 from ._model import parse_segment_name as parse_segment_name
 from ._model import segment_name as segment_name
@@ -42,6 +47,8 @@ __all__ = [
     "RecordingQuery",
     "RecordingResumed",
     "RecordingSettings",
+    "RetentionLimits",
+    "SegmentIndex",
     "SegmentMuxer",
     "SegmentRecord",
     "StorageBackend",
@@ -49,6 +56,7 @@ __all__ = [
     "check_main",
     "open_recorder",
     "parse_segment_name",
+    "rebuild_main",
     "reconcile",
     "salvage_partial",
     "segment_name",

@@ -11,10 +11,15 @@ Segment metadata lives in the index and, so the index can be rebuilt from files,
 tag with the stream id, start time and run id) and in its name.
 
 Crash-safety order. Writing: open `O_EXCL` under the partial name, write and fsync parts, fsync the file, rename
-into place, fsync the directory, and only then insert the index row. Deleting (Moonfire's order): move the row to
-`garbage` (one transaction), unlink, fsync the directory, delete the garbage row. So an index row always has its
-file; a crash leaves at worst an orphan file (adopted at start-up), a partial (cut to its last complete part and
-adopted) or a garbage entry (finished at start-up).
+into place, fsync the directory, and only then insert the index row. Deleting (Moonfire's order): mark the row
+garbage and its copy `deleting` (one transaction), unlink, fsync the directory, drop the rows. So a live index row
+always has its file; a crash leaves at worst an orphan file (adopted at start-up), a partial (cut to its last
+complete part and adopted) or a pending deletion (finished at start-up). The index is `SegmentIndex`, shared with
+the tier policies (plain local storage is its one-backend case).
+
+An index lost or deleted is rebuilt from the files (`rebuild`, or `open` on a directory without one): segments are
+adopted with their keyframe list read back from the fMP4 sample flags, keyframe thumbnails from their files (the
+access unit's mtime keeps the keyframe's exact time).
 """
 
 from __future__ import annotations
@@ -28,28 +33,42 @@ import logging
 import os
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
 import av
 import trio
 
-from ._index import SegmentIndex
+from ._fmp4 import keyframe_fragments
+from ._index import LOCAL, SegmentIndex
 from ._model import (
     CheckReport,
     GapRecord,
     KeyframeRecord,
     RecordingQuery,
+    RetentionLimits,
     SegmentRecord,
     datetime_from_us,
     parse_segment_name,
+    plan_retention,
     segment_name,
     us_from_datetime,
     validate_stream_id,
 )
 from ._mux import FinishedSegment, describe_file, salvage_partial
 
-__all__ = ["INDEX_NAME", "LocalStorage", "StorageBackend", "check", "check_main", "reconcile"]
+__all__ = [
+    "INDEX_NAME",
+    "LocalStorage",
+    "StorageBackend",
+    "check",
+    "check_main",
+    "index_keyframe_files",
+    "rebuild_main",
+    "reconcile",
+    "segment_keyframes",
+]
 
 _log = logging.getLogger("fluxkit.recording")
 
@@ -122,6 +141,7 @@ class StorageBackend(Protocol):
         max_bytes: int | None = None,
         max_stream_bytes: int | None = None,
         free_bytes: int = 0,
+        min_free_bytes: int | None = None,
     ) -> list[SegmentRecord]:
         """Delete segments past retention, oldest first; returns what was deleted."""
         ...
@@ -151,10 +171,65 @@ def write_keyframe_files(
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
+            # The name keeps milliseconds; the mtime keeps the exact time for a rebuild (`keyframe_time_us`).
+            os.utime(f.fileno(), ns=(time_us * 1000, time_us * 1000))
             os.fsync(f.fileno())
         os.replace(tmp, path)
     _fsync_dir(directory)
     return jpg_path, au_path
+
+
+_AU_SUFFIXES = {".h264": "h264", ".h265": "hevc"}
+
+
+def keyframe_time_us(au_path: Path) -> int | None:
+    """The time of a keyframe stored by `write_keyframe_files`, from its access-unit file: the mtime when it
+    agrees with the millisecond name (it was set to the exact time), else the name; None for another file."""
+    stem = au_path.stem
+    if au_path.suffix not in _AU_SUFFIXES or not stem.isdigit():
+        return None
+    ms = int(stem)
+    try:
+        exact = au_path.stat().st_mtime_ns // 1000
+    except OSError:
+        return None
+    return exact if exact // 1000 == ms else ms * 1000
+
+
+def index_keyframe_files(index: SegmentIndex, files: list[tuple[str, Path]], relative_to: Path | None = None) -> int:
+    """Record keyframes found on disk that the index does not list (rebuild); returns how many were added.
+
+    Args:
+        index: the index.
+        files: (stream, access-unit path) of each keyframe (`<ms>.h264` / `<ms>.h265`, thumbnail `<ms>.jpg`).
+        relative_to: store paths relative to this directory (plain local storage), else absolute (the tiers).
+    """
+    added = 0
+    for stream, au_path in files:
+        time_us = keyframe_time_us(au_path)
+        if time_us is None:
+            continue
+        jpg = au_path.with_suffix(".jpg")
+        if relative_to is not None:
+            paths = (str(jpg.relative_to(relative_to)), str(au_path.relative_to(relative_to)))
+        else:
+            paths = (str(jpg), str(au_path))
+        added += index.insert_keyframe(stream, time_us, *paths, unique=True)
+    return added
+
+
+def keyframe_files(directory: Path) -> list[Path]:
+    """Access-unit files of stored keyframes under `directory` (`<day>/<ms>.<h264|h265>`), oldest first."""
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.glob("*/*") if p.suffix in _AU_SUFFIXES and not p.name.startswith(".")]
+    return sorted(found, key=lambda p: (p.parent.name, p.name))
+
+
+def segment_keyframes(f: Any, size: int) -> tuple[tuple[float, int], ...]:
+    """A segment's keyframe list ((video tfdt in seconds, fragment byte offset) pairs, as `describe_file` makes
+    it when recording) read back from the fMP4 sample flags of its video track (track 1)."""
+    return tuple(keyframe_fragments(f, size, track_id=1))
 
 
 def _makedirs(path: Path) -> None:
@@ -195,7 +270,11 @@ class LocalStorage:
         reconcile_on_open: run `reconcile` when opening (default True).
         wall_clock: returns epoch seconds (retention's default `now`); injectable for tests.
         reserve_bytes: size of the space reserve kept beside the index (0: none).
+        retention: the configured limits, applied by `apply_retention` and shown by `status`.
     """
+
+    #: The `policy` that `status()` reports.
+    policy = "local"
 
     def __init__(
         self,
@@ -204,8 +283,10 @@ class LocalStorage:
         reconcile_on_open: bool = True,
         wall_clock: Any = None,
         reserve_bytes: int = DEFAULT_RESERVE_BYTES,
+        retention: RetentionLimits | None = None,
     ) -> None:
         self.root = Path(root)
+        self.retention = retention or RetentionLimits()
         #: Bytes pre-allocated in `RESERVE_NAME` and given up on a full disk, so that deleting old segments
         #: (which writes to the index first) can still proceed.
         self.reserve_bytes = reserve_bytes
@@ -237,8 +318,11 @@ class LocalStorage:
                 _log.warning(
                     "disk nearly full: released the %d-byte reserve before opening the index", self.reserve_bytes
                 )
+            fresh = not (self.root / INDEX_NAME).exists()
             self._index = SegmentIndex(self.root / INDEX_NAME)
             report = reconcile(self.root, self._index) if self._reconcile else None
+            if fresh and self._reconcile:  # a lost index: the keyframes come back from their files too
+                self._adopt_keyframes()
             self._make_reserve()
             return report
 
@@ -319,7 +403,7 @@ class LocalStorage:
         rel = str(final.relative_to(self.root))
         row = {
             "stream": segment.stream_id,
-            "path": rel,
+            "key": rel,
             "start_us": segment.start_us,
             "end_us": segment.start_us + segment.media_us,
             "media_us": segment.media_us,
@@ -412,59 +496,45 @@ class LocalStorage:
     def _plan_retention(
         self, now_us: int, max_age: float | None, max_bytes: int | None, max_stream_bytes: int | None, free_bytes: int
     ) -> list[int]:
-        rows = self.index.sizes()  # oldest first
-        doomed: set[int] = set()
-        if max_age is not None:
-            cutoff = now_us - round(max_age * 1_000_000)
-            doomed.update(seg_id for _s, seg_id, end_us, _z in rows if end_us <= cutoff)
-        if max_stream_bytes is not None:
-            per: dict[str, int] = {}
-            for stream, seg_id, _e, size in rows:
-                if seg_id not in doomed:
-                    per[stream] = per.get(stream, 0) + size
-            for stream, seg_id, _e, size in rows:
-                if seg_id not in doomed and per[stream] > max_stream_bytes:
-                    doomed.add(seg_id)
-                    per[stream] -= size
-        total = sum(size for _s, seg_id, _e, size in rows if seg_id not in doomed)
-        need = free_bytes
-        for _stream, seg_id, _e, size in rows:
-            if seg_id in doomed:
-                continue
-            if (max_bytes is not None and total > max_bytes) or need > 0:
-                doomed.add(seg_id)
-                total -= size
-                need -= size
-        return [seg_id for _s, seg_id, _e, _z in rows if seg_id in doomed]
+        return plan_retention(
+            self.index.sizes(), now_us=now_us, max_age=max_age, max_bytes=max_bytes,
+            max_stream_bytes=max_stream_bytes, free_bytes=free_bytes,
+        )  # fmt: skip
 
     def _delete(self, ids: list[int]) -> list[SegmentRecord]:
-        rows = self.index.to_garbage(ids)  # 1. rows -> garbage (one transaction)
+        rows = self.index.to_garbage(ids)  # 1. mark the rows garbage, the copies `deleting` (one transaction)
         records = [_record(self.root, r) for r in rows]
         self._collect_garbage()
         return records
 
-    def _collect_garbage(self) -> None:
-        pending = self.index.garbage()
+    def _collect_garbage(self) -> list[str]:
+        """Finish every pending deletion; returns the relative paths whose files were removed."""
+        pending = self.index.pending_deletions()
         if not pending:
-            return
+            return []
         dirs: set[Path] = set()
-        done: list[str] = []
-        for rel, _stream in pending:
+        removed: list[str] = []
+        for _seg_id, _backend, rel in pending:
             path = self.root / rel
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 path.unlink()  # 2. unlink
+                removed.append(rel)
+            except FileNotFoundError:
+                pass
             dirs.add(path.parent)
-            done.append(rel)
         for directory in dirs:
             with contextlib.suppress(FileNotFoundError):
                 _fsync_dir(directory)  # 3. fsync the directory
-        self.index.drop_garbage(done)  # 4. forget the garbage rows
+        for seg_id, backend, _rel in pending:  # 4. drop the rows
+            self.index.drop_copy(seg_id, backend)
+        self.index.drop_dead_segments()
         for directory in dirs:  # empty hour/day directories go too (best effort)
             for d in (directory, directory.parent):
                 try:
                     d.rmdir()
                 except OSError:
                     break
+        return removed
 
     async def cleanup_expired(
         self,
@@ -474,6 +544,7 @@ class LocalStorage:
         max_bytes: int | None = None,
         max_stream_bytes: int | None = None,
         free_bytes: int = 0,
+        min_free_bytes: int | None = None,
     ) -> list[SegmentRecord]:
         """Delete indexed segments past retention, oldest first, in the crash-safe order; returns them.
 
@@ -485,11 +556,15 @@ class LocalStorage:
             max_bytes: total bytes kept over every stream.
             max_stream_bytes: bytes kept per stream.
             free_bytes: delete at least this many bytes more (oldest first), to make room on a full disk.
+            min_free_bytes: delete the oldest until the file system has this much free space.
         """
         now_us = us_from_datetime(self._wall_clock() if now is None else now)
 
         def _cleanup() -> list[SegmentRecord]:
-            ids = self._plan_retention(now_us, max_age, max_bytes, max_stream_bytes, free_bytes)
+            need = free_bytes
+            if min_free_bytes is not None:
+                need = max(need, min_free_bytes - shutil.disk_usage(self.root).free)
+            ids = self._plan_retention(now_us, max_age, max_bytes, max_stream_bytes, need)
             try:
                 deleted = self._delete(ids)
             except (OSError, sqlite3.Error) as exc:
@@ -501,13 +576,89 @@ class LocalStorage:
                 deleted = self._delete(ids)
             self._make_reserve()
             if max_age is not None:
-                self.index.delete_gaps_before(None, now_us - round(max_age * 1_000_000))
+                self.index.delete_gaps_before(now_us - round(max_age * 1_000_000))
             return deleted
 
         deleted: list[SegmentRecord] = await self._run(_cleanup)
         for record in deleted:
             _log.info("retention deleted %s (%d bytes)", record.path, record.size)
         return deleted
+
+    async def apply_retention(self, *, now: TimeArg | None = None) -> list[SegmentRecord]:
+        """Apply the storage's own `retention` limits once (nothing when none is set); returns what was deleted."""
+        limits = self.retention
+        if not limits.active:
+            return []
+        return await self.cleanup_expired(
+            now=now,
+            max_age=None if limits.max_age_days is None else limits.max_age_days * 86400.0,
+            max_bytes=limits.max_bytes,
+            min_free_bytes=limits.min_free_bytes,
+        )
+
+    async def run_background(
+        self, *, interval: float = 60.0, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Apply `retention` every `interval` seconds until cancelled (as `ManagedStorage.run_background`)."""
+        task_status.started()
+        while True:
+            try:
+                await self.apply_retention()
+            except OSError as exc:
+                _log.warning("storage retention pass failed (retried): %s", exc)
+            await trio.sleep(interval)
+
+    # -- rebuild and status ------------------------------------------------------------------------------------
+
+    def _adopt_keyframes(self) -> int:
+        files: list[tuple[str, Path]] = []
+        for entry in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if entry.is_dir() and not entry.name.startswith(".") and _stream_of(self.root, entry) is not None:
+                files += [(entry.name, p) for p in keyframe_files(entry / "keyframes")]
+        return index_keyframe_files(self.index, files, relative_to=self.root)
+
+    async def rebuild(self, progress: Callable[[str], None] | None = None) -> CheckReport:
+        """Bring the index up to date with the files: `reconcile` (orphan segments adopted with their keyframe
+        lists read from the fMP4 sample flags) and keyframe thumbnails the index does not list. Idempotent."""
+
+        def _rebuild() -> tuple[CheckReport, int]:
+            report = reconcile(self.root, self.index)
+            return report, self._adopt_keyframes()
+
+        report: CheckReport
+        keyframes: int
+        report, keyframes = await self._run(_rebuild)
+        if progress is not None:
+            progress(f"rebuild {LOCAL}: {len(report.adopted)} segments adopted, {keyframes} keyframes indexed")
+        return report
+
+    async def status(self) -> dict[str, Any]:
+        """JSON-ready state of the storage for the REST API and the console (index reads and statvfs in a
+        worker thread): `{"policy": "local", "backends": [one entry], "migration": None, "pending_repairs": 0}`;
+        see `ManagedStorage.status` for the entry's fields."""
+
+        def _status() -> dict[str, Any]:
+            segments, used = self.index.usage().get(LOCAL, (0, 0))
+            free: int | None = None
+            total: int | None = None
+            try:
+                disk = shutil.disk_usage(self.root)
+                free, total, healthy = disk.free, disk.total, os.access(self.root, os.W_OK)
+            except OSError:
+                healthy = False
+            return {
+                "policy": self.policy,
+                "backends": [{
+                    "name": LOCAL, "type": "local", "role": "local", "healthy": healthy, "used_bytes": used,
+                    "segments": segments, "free_bytes": free, "total_bytes": total,
+                    "retention": self.retention.to_json(),
+                }],
+                "migration": None,
+                "pending_repairs": 0,
+            }  # fmt: skip
+
+        result: dict[str, Any] = await self._run(_status)
+        return result
 
 
 # -- reconciliation and check -----------------------------------------------------------------------------------
@@ -571,11 +722,13 @@ def _adopt(root: Path, index: SegmentIndex, path: Path) -> str | None:
     if start_us is None or stream is None or probe is None:
         return None
     media_us, frames = probe
-    size, digest, keyframes = describe_file(path)
+    size, digest, _fragments = describe_file(path)
+    with open(path, "rb") as f:
+        keyframes = segment_keyframes(f, size)  # the sync-sample flags, not every fragment (parts are fragments)
     index.insert_segment(
         {
             "stream": stream,
-            "path": str(path.relative_to(root)),
+            "key": str(path.relative_to(root)),
             "start_us": start_us,
             "end_us": start_us + media_us,
             "media_us": media_us,
@@ -643,14 +796,17 @@ def reconcile(root: Path, index: SegmentIndex) -> CheckReport:
     adopted: list[str] = []
     removed: list[str] = []
     # Pending deletions first: those files must not be adopted back.
-    for rel, _stream in index.garbage():
+    pending = index.pending_deletions()
+    for _seg_id, _backend, rel in pending:
         with contextlib.suppress(FileNotFoundError):
             (root / rel).unlink()
             removed.append(f"{rel} (pending deletion)")
         with contextlib.suppress(FileNotFoundError):
             _fsync_dir((root / rel).parent)
-    index.drop_garbage([rel for rel, _s in index.garbage()])
-    garbage_set = set(report.garbage)
+    for seg_id, backend, _rel in pending:
+        index.drop_copy(seg_id, backend)
+    index.drop_dead_segments()
+    garbage_set = set(report.garbage) | {rel for _i, _b, rel in pending}
     if missing_ids:  # before adopting: a recovered file may take the name of a row whose file vanished
         index.delete_segment_rows(missing_ids)
         removed += [f"{rel} (index row, file missing)" for rel in report.missing]
@@ -708,6 +864,25 @@ def check_main(data_dir: str | os.PathLike[str]) -> int:
         print(f"storage OK: {data_dir}")
         return 0
     return 1
+
+
+def rebuild_main(data_dir: str | os.PathLike[str], progress: Callable[[str], None] | None = None) -> int:
+    """`fluxkit storage rebuild` for plain local storage: bring the index under `data_dir` up to date with the
+    files (segments with their keyframe lists, keyframe thumbnails); 0 on success, 1 on an error."""
+
+    async def _main() -> CheckReport:
+        async with LocalStorage(data_dir, reconcile_on_open=False) as storage:
+            return await storage.rebuild(progress or (lambda line: print(line, flush=True)))
+
+    try:
+        report = trio.run(_main)
+    except OSError as exc:
+        print(f"storage rebuild failed: {exc}", flush=True)
+        return 1
+    for line in report.adopted + report.removed:
+        print(line, flush=True)
+    print(f"rebuild done: {len(report.adopted)} segments adopted", flush=True)
+    return 0
 
 
 def is_disk_error(exc: BaseException) -> bool:

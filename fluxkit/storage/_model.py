@@ -21,9 +21,11 @@ __all__ = [
     "RecordingQuery",
     "RecordingResumed",
     "RecordingSettings",
+    "RetentionLimits",
     "SegmentRecord",
     "datetime_from_us",
     "parse_segment_name",
+    "plan_retention",
     "segment_name",
     "us_from_datetime",
     "validate_stream_id",
@@ -102,6 +104,7 @@ class RecordingSettings:
         retention_days: delete segments that ended longer ago than this (None: keep).
         max_size_bytes: total bytes kept over all streams (None: no limit).
         max_stream_size_bytes: bytes kept per stream (None: no limit).
+        min_free_bytes: free space kept on the storage's file system, deleting oldest first (None: no limit).
         retention_interval: seconds between retention passes.
         queue_frames: frames buffered between the subscription and the writer thread.
         subscription_queue: bound of the engine subscription's queue (the recorder skips to a keyframe past it).
@@ -115,11 +118,79 @@ class RecordingSettings:
     retention_days: float | None = None
     max_size_bytes: int | None = None
     max_stream_size_bytes: int | None = None
+    min_free_bytes: int | None = None
     retention_interval: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     queue_frames: int = attrs.field(default=512, validator=attrs.validators.ge(1))
     subscription_queue: int = attrs.field(default=1024, validator=attrs.validators.ge(1))
     retry_initial: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
     retry_max: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class RetentionLimits:
+    """How long one store (plain local storage, or one backend of a policy) keeps segments; None: no limit.
+
+    Attributes:
+        max_age_days: delete copies of segments that ended longer ago than this many days (fractions allowed).
+        max_bytes: keep at most this many bytes of segments, deleting the oldest first.
+        min_free_bytes: delete the oldest until the store's file system has this much free space (stores that
+            cannot tell their free space, S3 and NVR, ignore it).
+    """
+
+    max_age_days: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
+    max_bytes: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
+    min_free_bytes: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
+
+    @property
+    def active(self) -> bool:
+        return self.max_age_days is not None or self.max_bytes is not None or self.min_free_bytes is not None
+
+    def to_json(self) -> dict[str, float | int | None]:
+        return {"max_age_days": self.max_age_days, "max_bytes": self.max_bytes, "min_free_bytes": self.min_free_bytes}
+
+
+def plan_retention(
+    rows: list[tuple[str, int, int, int]],
+    *,
+    now_us: int,
+    max_age: float | None = None,
+    max_bytes: int | None = None,
+    max_stream_bytes: int | None = None,
+    free_bytes: int = 0,
+) -> list[int]:
+    """Ids of the segments retention deletes, oldest first.
+
+    Args:
+        rows: (stream, id, end µs, size) of the candidates, oldest first (`SegmentIndex.sizes`).
+        now_us: the current wall time.
+        max_age: seconds after its end that a segment is kept.
+        max_bytes: total bytes kept.
+        max_stream_bytes: bytes kept per stream.
+        free_bytes: delete at least this many bytes more (to make room).
+    """
+    doomed: set[int] = set()
+    if max_age is not None:
+        cutoff = now_us - round(max_age * 1_000_000)
+        doomed.update(seg_id for _s, seg_id, end_us, _z in rows if end_us <= cutoff)
+    if max_stream_bytes is not None:
+        per: dict[str, int] = {}
+        for stream, seg_id, _e, size in rows:
+            if seg_id not in doomed:
+                per[stream] = per.get(stream, 0) + size
+        for stream, seg_id, _e, size in rows:
+            if seg_id not in doomed and per[stream] > max_stream_bytes:
+                doomed.add(seg_id)
+                per[stream] -= size
+    total = sum(size for _s, seg_id, _e, size in rows if seg_id not in doomed)
+    need = free_bytes - sum(size for _s, seg_id, _e, size in rows if seg_id in doomed)  # those free room too
+    for _stream, seg_id, _e, size in rows:
+        if seg_id in doomed:
+            continue
+        if (max_bytes is not None and total > max_bytes) or need > 0:
+            doomed.add(seg_id)
+            total -= size
+            need -= size
+    return [seg_id for _s, seg_id, _e, _z in rows if seg_id in doomed]
 
 
 @attrs.frozen(kw_only=True, slots=True)

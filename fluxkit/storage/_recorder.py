@@ -49,7 +49,7 @@ class _StreamRecorder:
         self.stream_id = stream_id
         self.settings = recorder.settings
         self.video = next((t for t in tracks if t.kind == "video" and t.codec in ("h264", "hevc")), None)
-        self.audio = next((t for t in tracks if t.codec in ("aac", "pcm_alaw", "pcm_mulaw")), None)
+        self.audio = next((t for t in tracks if t.codec in ("aac", "opus", "pcm_alaw", "pcm_mulaw")), None)
         self.tracks = tracks
         self.send, self.receive = trio.open_memory_channel[tuple[int, Any]](self.settings.queue_frames)
         # Reader state.
@@ -124,6 +124,9 @@ class _StreamRecorder:
                     elif point.seconds - self.seg_start_s >= seg_len:
                         await self._close(round(point.seconds * rates[track]) - self.seg_start_ticks[track])
                         await self._open(point.seconds, point.media, rates, frame.data)
+                elif is_video and self.seg_open and point.seconds - self.seg_start_s >= seg_len:
+                    # The cut waits for a keyframe: ask the sources that can send one now (WHIP: an RTCP PLI).
+                    self._request_keyframe()
                 if not self.seg_open:
                     continue
                 base = self.seg_start_ticks[track]
@@ -137,6 +140,12 @@ class _StreamRecorder:
                 await self.send.send((_FRAMES, item))
             if self.seg_open:
                 await self._close(None)
+
+    def _request_keyframe(self) -> None:
+        try:  # noqa: SIM105 - one call, no extra import
+            self.recorder.engine.request_keyframe(self.stream_id)  # the source rate-limits
+        except StreamNotFoundError:
+            pass  # stopped: the subscription is draining
 
     async def _open(self, seconds: float, media: int, rates: list[int], data: bytes) -> None:
         self.seg_open = True
@@ -409,6 +418,7 @@ class Recorder:
             settings.retention_days is None
             and settings.max_size_bytes is None
             and settings.max_stream_size_bytes is None
+            and settings.min_free_bytes is None
         ):
             return
         while True:
@@ -418,12 +428,15 @@ class Recorder:
     async def retention_pass(self, now: Any = None) -> list[SegmentRecord]:
         """Apply the settings' retention once (also run periodically by `run`)."""
         settings = self.settings
+        # Only when set: a backend written before the free-space limit existed takes the call unchanged.
+        extra = {} if settings.min_free_bytes is None else {"min_free_bytes": settings.min_free_bytes}
         try:
             return await self.backend.cleanup_expired(
                 now=now,
                 max_age=None if settings.retention_days is None else settings.retention_days * 86400.0,
                 max_bytes=settings.max_size_bytes,
                 max_stream_bytes=settings.max_stream_size_bytes,
+                **extra,
             )
         except OSError as exc:
             _log.warning("retention pass failed: %s", exc)

@@ -3,11 +3,14 @@ hot/warm/cold policies, a spilling batch writer, and the rebuild / migrate / che
 
 `build_storage(TierSettings)` builds the configured policy; the result implements the recorder's
 `StorageBackend` contract (`fluxkit.storage.StorageBackend`), so `open_recorder` records into it unchanged.
+The index is `fluxkit.storage.SegmentIndex` (shared with plain local storage; `TierIndex` is its old name here).
 See `_managed` for the ordering that makes moves crash-safe, `_s3` for the S3 details and `_nvr` for the NVR
 HTTP protocol (client `NvrStorage`, server `nvr_routes`).
 """
 
 from __future__ import annotations
+
+from fluxkit.storage._index import SegmentIndex as TierIndex
 
 from ._buffered import DEFAULT_MAX_QUEUE as DEFAULT_MAX_QUEUE
 from ._buffered import BufferedStorage as BufferedStorage
@@ -21,7 +24,6 @@ from ._config import open_configured_storage as open_configured_storage
 from ._config import rebuild_main as rebuild_main
 from ._config import settings_from_config as settings_from_config
 from ._config import settings_from_dict as settings_from_dict
-from ._index import TierIndex as TierIndex
 from ._managed import INDEX_NAME as INDEX_NAME
 from ._managed import ManagedStorage as ManagedStorage
 from ._managed import MultiReplicaStorage as MultiReplicaStorage

@@ -192,3 +192,8 @@ class BufferedStorage:
 
     async def cleanup_expired(self, **kwargs: Any) -> list[SegmentRecord]:
         return await self.remote.cleanup_expired(**kwargs)
+
+    async def status(self) -> dict[str, Any]:
+        """The remote storage's `status()` (spilled segments are not in it yet)."""
+        result: dict[str, Any] = await self.remote.status()
+        return result

@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from fluxkit.errors import ConfigError
+from fluxkit.storage._model import RetentionLimits
 
 from ._managed import ManagedStorage, MultiReplicaStorage, PrimaryBackupStorage, TieredStorage
 from ._nvr import NvrStorage
@@ -34,6 +35,7 @@ __all__ = [
     "migrate_main",
     "open_configured_storage",
     "rebuild_main",
+    "retention_limits",
     "settings_from_config",
 ]
 
@@ -60,6 +62,9 @@ class BackendSettings:
         prefix: s3: key prefix.
         addressing_style: s3: "path" or "virtual".
         require_mount: nas: refuse a mount point that is not mounted (default True).
+        retention_days: delete this backend's copies older than this many days (None: no limit).
+        max_size_gb: keep at most this many GB on this backend, oldest deleted first (None: no limit).
+        min_free_gb: keep this many GB free on the backend's file system, oldest deleted first (None: no limit).
     """
 
     type: str = attrs.field(validator=attrs.validators.in_(TYPES))
@@ -76,6 +81,22 @@ class BackendSettings:
     prefix: str = ""
     addressing_style: str = "path"
     require_mount: bool = True
+    retention_days: float | None = None
+    max_size_gb: float | None = None
+    min_free_gb: float | None = None
+
+    def retention(self) -> RetentionLimits:
+        """The backend's retention limits (GB are 10^9 bytes, as `[video.storage] max_size_gb`)."""
+        return retention_limits(self.retention_days, self.max_size_gb, self.min_free_gb)
+
+
+def retention_limits(days: float | None, max_gb: float | None, min_free_gb: float | None) -> RetentionLimits:
+    """`RetentionLimits` from the config's `retention_days`, `max_size_gb` and `min_free_gb`."""
+    return RetentionLimits(
+        max_age_days=None if days is None else float(days),
+        max_bytes=None if max_gb is None else int(max_gb * 1e9),
+        min_free_bytes=None if min_free_gb is None else int(min_free_gb * 1e9),
+    )
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -128,19 +149,23 @@ def build_storage(settings: TierSettings) -> ManagedStorage:
     """The policy storage the settings describe (not opened: `async with build_storage(s) as storage`)."""
     stores = [build_store(b) for b in settings.backends]
     n = len(stores)
+    try:
+        retention = {b.name: b.retention() for b in settings.backends}
+    except ValueError as exc:
+        raise ConfigError([f"video.storage.backends: {exc}"]) from exc
     if settings.policy == "primary_backup":
         if n != 2:
             raise ConfigError([f"video.storage.backends: primary_backup needs 2 backends (primary, backup), not {n}"])
-        return PrimaryBackupStorage(stores[0], stores[1], state_dir=settings.state_dir)
+        return PrimaryBackupStorage(stores[0], stores[1], state_dir=settings.state_dir, retention=retention)
     if settings.policy == "multi_replica":
         if n < 2:
             raise ConfigError([f"video.storage.backends: multi_replica needs at least 2 backends, not {n}"])
-        return MultiReplicaStorage(stores, quorum=settings.quorum, state_dir=settings.state_dir)
+        return MultiReplicaStorage(stores, quorum=settings.quorum, state_dir=settings.state_dir, retention=retention)
     if n not in (2, 3):
         raise ConfigError([f"video.storage.backends: tiered needs 2 or 3 backends (hot, [warm,] cold), not {n}"])
     hot, warm, cold = (stores[0], None, stores[1]) if n == 2 else (stores[0], stores[1], stores[2])
     return TieredStorage(hot, warm, cold, hot_days=settings.hot_days, warm_days=settings.warm_days,
-                         state_dir=settings.state_dir)  # fmt: skip
+                         state_dir=settings.state_dir, retention=retention)  # fmt: skip
 
 
 def _run_command(settings: TierSettings, what: str) -> int:
@@ -234,6 +259,9 @@ def settings_from_config(config: Any) -> TierSettings | None:
             secret_key=b.secret_key,
             prefix=b.prefix,
             addressing_style=b.addressing_style,
+            retention_days=b.retention_days,
+            max_size_gb=b.max_size_gb,
+            min_free_gb=b.min_free_gb,
         )
         for b in storage.backends
     )
@@ -247,16 +275,25 @@ def settings_from_config(config: Any) -> TierSettings | None:
 async def open_configured_storage(config: Any, *, background_interval: float = 30.0) -> AsyncIterator[Any]:
     """The recording storage a config describes, open: `async with open_configured_storage(config) as storage`.
 
-    Without `[video.storage] policy` it is `LocalStorage(config.video.storage_path)`; with one, the policy's
-    `ManagedStorage` with its background repair / migration / deletion pass (`run_background`) running every
-    `background_interval` seconds inside the context (cancelled on exit).
+    Without `[video.storage] policy` it is `LocalStorage(config.video.storage_path)` with the `[video.storage]`
+    retention limits (`retention_days`, `max_size_gb`, `min_free_gb`: applied in the background when
+    `min_free_gb` is set, since the recorder's own retention pass knows no free-space limit); with one, the
+    policy's `ManagedStorage` with its background repair / migration / retention / deletion pass
+    (`run_background`) running every `background_interval` seconds inside the context (cancelled on exit).
     """
     from fluxkit.storage import LocalStorage
 
     settings = settings_from_config(config)
     if settings is None:
-        async with LocalStorage(config.video.storage_path) as local:
-            yield local
+        storage = config.video.storage
+        limits = retention_limits(storage.retention_days, storage.max_size_gb, getattr(storage, "min_free_gb", None))
+        async with LocalStorage(config.video.storage_path, retention=limits) as local, trio.open_nursery() as nursery:
+            if limits.min_free_bytes is not None:
+                await nursery.start(functools.partial(local.run_background, interval=background_interval))
+            try:
+                yield local
+            finally:
+                nursery.cancel_scope.cancel()
         return
     async with build_storage(settings) as managed, trio.open_nursery() as nursery:
         await nursery.start(functools.partial(managed.run_background, interval=background_interval))

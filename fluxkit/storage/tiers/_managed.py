@@ -1,6 +1,7 @@
 """The storage policies: one index over several backends (`primary_backup`, `multi_replica`, `tiered`).
 
-Strategy: `ManagedStorage` implements the recorder's `StorageBackend` contract over a `TierIndex` and named
+Strategy: `ManagedStorage` implements the recorder's `StorageBackend` contract over a `SegmentIndex` (the same
+index as plain local storage, `fluxkit.storage._index`; the file here is `tiers.sqlite3`) and named
 `BlobStore`s. The recorder writes each segment into a local spool (`segment_paths`); `save_segment` places the
 finished file on backends as the policy says, records the copies (data durable first, then one index
 transaction), and only then removes the spooled file. Reads (`query_segments`) come from the index;
@@ -10,6 +11,11 @@ Moves (tier migration, repair) follow the index's order: copy, verify (size and 
 them; S3 also checked the ETag against the bytes sent), add the destination copy, then mark the source
 `deleting`, delete it, drop its row. Every step is in the index, so a killed process resumes where it stopped:
 `finish_deletions` at open, and the next `migrate()` / `repair()` sees what is still to do.
+
+Retention runs per backend (`retention={name: RetentionLimits}`, applied by `apply_retention` in the background
+pass): by age, by bytes kept and by free space, oldest first. A copy whose segment has another copy is retired
+(marked, deleted, then its row turns `retired` so repair does not copy it back); the last copy takes the segment
+with it (marked garbage, deleted, rows dropped), the recording layer's deletion order either way.
 """
 
 from __future__ import annotations
@@ -20,28 +26,36 @@ import errno
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+import struct
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
 import attrs
 import trio
 
-from fluxkit.storage._local import write_keyframe_files
+from fluxkit.storage._index import SegmentIndex
+from fluxkit.storage._local import (
+    index_keyframe_files,
+    keyframe_files,
+    segment_keyframes,
+    write_keyframe_files,
+)
 from fluxkit.storage._model import (
     GapRecord,
     KeyframeRecord,
     RecordingQuery,
+    RetentionLimits,
     SegmentRecord,
     datetime_from_us,
     parse_segment_name,
+    plan_retention,
     segment_name,
     us_from_datetime,
     validate_stream_id,
 )
 from fluxkit.storage._mux import FinishedSegment, describe_file, salvage_partial
 
-from ._index import TierIndex
 from ._stores import BlobStore, TierError, sha256_file
 
 __all__ = [
@@ -105,6 +119,52 @@ def _metadata(row: dict[str, Any]) -> dict[str, str]:
     }
 
 
+#: Seconds `status()` waits for a backend's free space before calling it unhealthy (a hung NAS).
+STATUS_IO_TIMEOUT = 5.0
+
+
+def backend_type(store: BlobStore) -> str:
+    """The config `type` of a store: "local", "nas", "s3" or "nvr" (a store may say so with `backend_type`)."""
+    from ._stores import DirStore, NasStorage
+
+    declared = getattr(store, "backend_type", None)
+    if isinstance(declared, str):
+        return declared
+    if isinstance(store, NasStorage):
+        return "nas"
+    if isinstance(store, DirStore):
+        return "local"
+    names = {c.__name__ for c in type(store).__mro__}
+    return "s3" if "CloudStorage" in names else "nvr" if "NvrStorage" in names else type(store).__name__.lower()
+
+
+class _RangeReader:
+    """A read-only file object over `read_range` of a remote store (from a worker thread), reading ahead in
+    `window`-byte requests: the fMP4 scan reads box headers and small `moof`s, so one request covers most."""
+
+    def __init__(self, fetch: Callable[[int, int], bytes], size: int, window: int = 64 * 1024) -> None:
+        self._fetch, self._size, self._window = fetch, size, window
+        self._pos = 0
+        self._buf = b""
+        self._buf_at = 0
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = pos if whence == 0 else self._pos + pos if whence == 1 else self._size + pos
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        pos = self._pos
+        end = self._size if n < 0 else min(self._size, pos + n)
+        if end <= pos:
+            return b""
+        if not (self._buf_at <= pos and end <= self._buf_at + len(self._buf)):
+            self._buf = self._fetch(pos, min(self._size - pos, max(end - pos, self._window)))
+            self._buf_at = pos
+        out = self._buf[pos - self._buf_at : end - self._buf_at]
+        self._pos = pos + len(out)
+        return out
+
+
 class ManagedStorage:
     """Segments on one or more backends with one index; the base of the policies (alone: every write goes to
     every backend, all must succeed).
@@ -114,10 +174,13 @@ class ManagedStorage:
         state_dir: local directory for the index, the write spool, keyframes and the read cache.
         own_stores: open and close the stores with this storage.
         wall_clock: returns epoch seconds (for ages); injectable for tests.
+        retention: per-backend limits ({backend name: RetentionLimits}), applied by `apply_retention`.
     """
 
     #: Copies a segment should have (`check` reports fewer as degraded).
     wanted_copies = 1
+    #: The `policy` that `status()` reports (every write to every backend is `multi_replica` with a full quorum).
+    policy = "multi_replica"
 
     def __init__(
         self,
@@ -126,34 +189,41 @@ class ManagedStorage:
         state_dir: str | os.PathLike[str],
         own_stores: bool = True,
         wall_clock: Callable[[], float] | None = None,
+        retention: Mapping[str, RetentionLimits] | None = None,
     ) -> None:
         names = [s.name for s in stores]
         if len(set(names)) != len(names):
             raise ValueError(f"backend names must differ: {names}")
+        unknown = sorted(set(retention or {}) - set(names))
+        if unknown:
+            raise ValueError(f"retention for unknown backends: {unknown}")
+        self.retention: dict[str, RetentionLimits] = {n: (retention or {}).get(n, RetentionLimits()) for n in names}
         self.stores: dict[str, BlobStore] = {s.name: s for s in stores}
         self.state_dir = Path(state_dir)
         self.spool = self.state_dir / "spool"
         self.cache = self.state_dir / "cache"
         self._own = own_stores
         self._wall_clock = wall_clock or (lambda: dt.datetime.now(dt.UTC).timestamp())
-        self._index: TierIndex | None = None
+        self._index: SegmentIndex | None = None
         self._db_limiter = trio.CapacityLimiter(1)
         #: Backends that failed to open (retried by `repair`).
         self.down: dict[str, str] = {}
+        #: The last (or running) `migrate()`: {"running", "done", "total"}; None before the first (see `status`).
+        self.migration: dict[str, Any] | None = None
 
     # -- life cycle --------------------------------------------------------------------------------------------
 
     @property
-    def index(self) -> TierIndex:
+    def index(self) -> SegmentIndex:
         if self._index is None:
             raise RuntimeError("storage is not open")
         return self._index
 
     async def open(self) -> None:
-        def _open() -> TierIndex:
+        def _open() -> SegmentIndex:
             self.spool.mkdir(parents=True, exist_ok=True)
             self.cache.mkdir(parents=True, exist_ok=True)
-            return TierIndex(self.state_dir / INDEX_NAME)
+            return SegmentIndex(self.state_dir / INDEX_NAME)
 
         self._index = await trio.to_thread.run_sync(_open)
         if self._own:
@@ -473,29 +543,20 @@ class ManagedStorage:
         max_bytes: int | None = None,
         max_stream_bytes: int | None = None,
         free_bytes: int = 0,
+        min_free_bytes: int | None = None,
     ) -> list[SegmentRecord]:
-        """Delete segments past retention (every copy), oldest first, in the crash-safe order."""
+        """Delete segments past retention (every copy), oldest first, in the crash-safe order.
+
+        These limits count segments, whatever their copies (the recorder's `[video.storage]` retention);
+        `min_free_bytes` is applied per backend as in `apply_retention`. Per-backend limits are `retention`.
+        """
         now_us = us_from_datetime(self._wall_clock() if now is None else now)
 
-        def _plan() -> tuple[list[SegmentRecord], list[int]]:
-            rows = self.index.sizes()
-            doomed: list[int] = []
-            total = sum(r[3] for r in rows)
-            per: dict[str, int] = {}
-            for stream, _i, _e, size in rows:
-                per[stream] = per.get(stream, 0) + size
-            need = free_bytes
-            for stream, seg_id, end_us, size in rows:
-                if (
-                    (max_age is not None and end_us <= now_us - round(max_age * 1_000_000))
-                    or (max_bytes is not None and total > max_bytes)
-                    or (max_stream_bytes is not None and per[stream] > max_stream_bytes)
-                    or need > 0
-                ):
-                    doomed.append(seg_id)
-                    total -= size
-                    per[stream] -= size
-                    need -= size
+        def _plan() -> list[SegmentRecord]:
+            doomed = plan_retention(
+                self.index.sizes(), now_us=now_us, max_age=max_age, max_bytes=max_bytes,
+                max_stream_bytes=max_stream_bytes, free_bytes=free_bytes,
+            )  # fmt: skip
             copies = self.index.all_copies()
             records = []
             for seg_id in doomed:
@@ -505,11 +566,103 @@ class ManagedStorage:
             self.index.to_garbage(doomed)
             if max_age is not None:
                 self.index.delete_gaps_before(now_us - round(max_age * 1_000_000))
-            return records, doomed
+            return records
 
-        records, _ids = await self._db(_plan)
+        records: list[SegmentRecord] = await self._db(_plan)
         await self.finish_deletions()
-        return list(records)
+        if min_free_bytes is not None:
+            limits = RetentionLimits(min_free_bytes=min_free_bytes)
+            gone = await self._retire(dict.fromkeys(self.stores, limits), now_us)
+            records += [r for r in gone if all(r.id != x.id for x in records)]
+        return records
+
+    async def disk_usage(self, name: str) -> tuple[int, int] | None:
+        """(free bytes, total bytes) of a backend's file system, or None when it cannot tell (S3, NVR) or is
+        unreachable. Runs in a worker thread under the store's I/O timeout."""
+        store = self.stores[name]
+        usage = getattr(store, "disk_usage", None)
+        if usage is None or name in self.down:
+            return None
+        try:
+            result: tuple[int, int] | None = await usage()
+        except OSError:
+            return None
+        return result
+
+    async def _retire(self, limits: Mapping[str, RetentionLimits], now_us: int) -> list[SegmentRecord]:
+        """Plan and run per-backend retention; returns the segments whose last copy went (see `apply_retention`)."""
+        pairs: list[tuple[int, str]] = []
+        for name, limit in limits.items():
+            if not limit.active or name in self.down:
+                continue
+            need = 0
+            if limit.min_free_bytes is not None:
+                usage = await self.disk_usage(name)
+                need = 0 if usage is None else max(0, limit.min_free_bytes - usage[0])
+            rows = await self._db(self.index.sizes, name)
+            max_age = None if limit.max_age_days is None else limit.max_age_days * 86400.0
+            ids = plan_retention(rows, now_us=now_us, max_age=max_age, max_bytes=limit.max_bytes, free_bytes=need)
+            pairs += [(seg_id, name) for seg_id in ids]
+        if not pairs:
+            return []
+
+        def _mark() -> list[SegmentRecord]:
+            copies = self.index.all_copies()
+            before = {seg_id: self.index.segment_by_id(seg_id) for seg_id, _n in pairs}
+            doomed, retiring = self.index.retire(pairs)
+            for seg_id, name in retiring:
+                _log.info("retention: removing the %s copy of segment %d (other copies stay)", name, seg_id)
+            return [self._record(row, copies.get(i, [])) for i in doomed if (row := before.get(i)) is not None]
+
+        records: list[SegmentRecord] = await self._db(_mark)
+        await self.finish_deletions()
+        for record in records:
+            _log.info("retention deleted segment %s (%d bytes, last copy)", record.path, record.size)
+        return records
+
+    async def status(self) -> dict[str, Any]:
+        """JSON-ready state for the REST API and the console; index reads and statvfs run in worker threads.
+
+        Returns `{"policy", "backends": [...], "migration", "pending_repairs"}`; each backend entry is
+        `{"name", "type" ("local" | "nas" | "s3" | "nvr"), "role" ("primary" | "backup" | "replica" | "hot" |
+        "warm" | "cold"), "healthy", "used_bytes", "segments", "free_bytes", "total_bytes", "retention":
+        {"max_age_days", "max_bytes", "min_free_bytes"}}`, where `used_bytes` / `segments` count the verified
+        copies the index knows on that backend, `free_bytes` / `total_bytes` are its file system's (None for S3
+        and NVR, or when it does not answer within `STATUS_IO_TIMEOUT`), and `healthy` is False for a backend
+        that failed to open or whose file system cannot be read. `migration` is `{"running", "done", "total"}`
+        of the current or last tier move (None for other policies), `pending_repairs` the copies `repair()`
+        would make now.
+        """
+        usage: dict[str, tuple[int, int]] = await self._db(self.index.usage)
+        pending: int = await self._db(self.pending_repairs)
+        backends = []
+        for name, store in self.stores.items():
+            healthy = name not in self.down
+            free = total = None
+            if healthy and getattr(store, "disk_usage", None) is not None:
+                healthy = False
+                with trio.move_on_after(STATUS_IO_TIMEOUT):
+                    with contextlib.suppress(OSError):
+                        free, total = await store.disk_usage()  # type: ignore[attr-defined]
+                        healthy = True
+            segments, used = usage.get(name, (0, 0))
+            backends.append({
+                "name": name, "type": backend_type(store), "role": self.role(name), "healthy": healthy,
+                "used_bytes": used, "segments": segments, "free_bytes": free, "total_bytes": total,
+                "retention": self.retention[name].to_json(),
+            })  # fmt: skip
+        migration = None if self.migration is None else dict(self.migration)
+        return {"policy": self.policy, "backends": backends, "migration": migration, "pending_repairs": pending}
+
+    async def apply_retention(self, *, now: TimeArg | None = None) -> list[SegmentRecord]:
+        """Apply each backend's `retention` once, oldest first; returns the segments deleted altogether.
+
+        A copy past its backend's limits is deleted; when another copy of the segment exists only that copy
+        goes (and repair will not bring it back), when it is the last copy the segment goes. Each deletion is
+        marked in the index, then the data is deleted, then the row dropped (`finish_deletions`).
+        """
+        now_us = us_from_datetime(self._wall_clock() if now is None else now)
+        return await self._retire(self.retention, now_us)
 
     # -- background work ---------------------------------------------------------------------------------------
 
@@ -541,6 +694,7 @@ class ManagedStorage:
             try:
                 await self.repair()
                 await self.migrate()
+                await self.apply_retention()
                 await self.finish_deletions()
             except OSError as exc:
                 _log.warning("storage background pass failed (retried): %s", exc)
@@ -548,9 +702,19 @@ class ManagedStorage:
 
     # -- check and rebuild -------------------------------------------------------------------------------------
 
-    def degraded_reason(self, backends: list[str]) -> str | None:
-        """Why a segment with these copies is degraded, or None (override)."""
-        return None if len(backends) >= self.wanted_copies else f"{len(backends)} of {self.wanted_copies} copies"
+    def degraded_reason(self, backends: list[str], retired: Sequence[str] = ()) -> str | None:
+        """Why a segment with these copies is degraded, or None (override). `retired`: backends whose copy
+        retention removed on purpose (they count as done)."""
+        have = len(backends) + len(retired)
+        return None if have >= self.wanted_copies else f"{len(backends)} of {self.wanted_copies} copies"
+
+    def pending_repairs(self) -> int:
+        """Copies `repair()` would make now (blocking: index reads; override)."""
+        return 0
+
+    def role(self, name: str) -> str:
+        """The backend's part in the policy, as `status()` shows it (override)."""
+        return "replica"
 
     async def check(
         self, *, orphans: bool = True, progress: Progress | None = None, deep: bool = True
@@ -561,6 +725,7 @@ class ManagedStorage:
         read and hashed, so silent corruption of the bytes is found too."""
         rows = await self._db(self.index.all_segments)
         copies = await self._db(self.index.all_copies)
+        retired = await self._db(self.index.retired)
         listed: dict[str, dict[str, Any]] = {}
         unreachable: list[str] = []
         for name, store in self.stores.items():
@@ -595,7 +760,7 @@ class ManagedStorage:
                         continue
                     if actual != sha:
                         mismatched.append(f"{name}:{key} (index sha256 {sha[:12]}, file {actual[:12]})")
-            reason = self.degraded_reason(have)
+            reason = self.degraded_reason(have, retired.get(seg_id, ()))
             if reason is not None:
                 degraded.append(f"{key} ({reason})")
             if progress is not None and (i + 1) % 100 == 0:
@@ -613,8 +778,10 @@ class ManagedStorage:
     async def rebuild(self, progress: Progress | None = None) -> int:
         """Reconstruct the index from the backends' listings and stored metadata; returns copies recorded.
 
-        Resumable: each blob is recorded as it is found (insert-or-update by key), so an interrupted rebuild is
-        simply run again.
+        Each segment's keyframe list (times and fragment offsets) is read back from its fMP4 sample flags (the
+        file itself for a local copy, range reads of the box headers for a remote one), and the keyframe
+        thumbnails kept in `state_dir/keyframes` are indexed again. Resumable: each blob is recorded as it is
+        found (insert-or-update by key), so an interrupted rebuild is simply run again.
         """
         added = 0
         for name, store in self.stores.items():
@@ -631,15 +798,55 @@ class ManagedStorage:
                 existing = await self._db(self.index.segment_by_key, blob.key)
                 if existing is not None:
                     await self._db(self.index.add_copy, existing[0], name)
+                    if json.loads(existing[8]):
+                        seg_id = None  # its keyframe list is known
+                    else:
+                        seg_id = existing[0]
                 else:
                     row = {"key": blob.key, "stream": stream, "start_us": start_us, "end_us": start_us + media_us,
                            "media_us": media_us, "size": blob.size, "sha256": blob.sha256 or "",
                            "frames": int(meta.get("frames", 0)), "run_id": int(meta.get("run-id", -1))}  # fmt: skip
-                    await self._db(self.index.insert_segment, row, [name])
+                    seg_id = await self._db(self.index.insert_segment, row, [name])
+                if seg_id is not None:
+                    keyframes = await self._blob_keyframes(name, blob.key, blob.size)
+                    if keyframes:
+                        await self._db(self.index.set_keyframes, seg_id, keyframes)
                 added += 1
                 if progress is not None and ((i + 1) % 50 == 0 or i + 1 == len(blobs)):
                     progress(f"rebuild {name}: {i + 1}/{len(blobs)}")
+        thumbnails = await self._db(self._index_keyframe_files)
+        if progress is not None:
+            progress(f"rebuild keyframes: {thumbnails} indexed")
         return added
+
+    def _index_keyframe_files(self) -> int:
+        root = self.state_dir / "keyframes"
+        files: list[tuple[str, Path]] = []
+        for entry in sorted(root.iterdir()) if root.is_dir() else []:
+            if entry.is_dir():
+                files += [(entry.name, p) for p in keyframe_files(entry)]
+        return index_keyframe_files(self.index, files)
+
+    async def _blob_keyframes(self, name: str, key: str, size: int) -> tuple[tuple[float, int], ...]:
+        """A stored segment's keyframe list from its fMP4 sample flags; () when it cannot be read."""
+        store = self.stores[name]
+        local = store.local_path(key)
+
+        def _scan_local() -> tuple[tuple[float, int], ...]:
+            assert local is not None
+            with open(local, "rb") as f:
+                return segment_keyframes(f, size)
+
+        def _scan_remote() -> tuple[tuple[float, int], ...]:
+            reader = _RangeReader(lambda offset, length: trio.from_thread.run(store.read_range, key, offset, length),
+                                  size)  # fmt: skip
+            return segment_keyframes(reader, size)
+
+        try:
+            return await trio.to_thread.run_sync(_scan_local if local is not None else _scan_remote)
+        except (OSError, ValueError, struct.error) as exc:
+            _log.warning("storage rebuild: keyframes of %s:%s unreadable: %s", name, key, exc)
+            return ()
 
 
 class PrimaryBackupStorage(ManagedStorage):
@@ -670,15 +877,28 @@ class PrimaryBackupStorage(ManagedStorage):
             raise TierError(errno.EIO, f"segment {key}: primary and backup both failed: {exc}") from exc
         return [self.backup]
 
-    def degraded_reason(self, backends: list[str]) -> str | None:
-        return None if self.primary in backends else "not on the primary"
+    policy = "primary_backup"
+
+    def role(self, name: str) -> str:
+        return "primary" if name == self.primary else "backup"
+
+    def degraded_reason(self, backends: list[str], retired: Sequence[str] = ()) -> str | None:
+        return None if self.primary in backends or self.primary in retired else "not on the primary"
+
+    def _repair_todo(self) -> list[int]:
+        copies = self.index.all_copies()
+        retired = self.index.retired()
+        return [seg_id for seg_id, names in sorted(copies.items())
+                if self.primary not in names and self.primary not in retired.get(seg_id, ())]  # fmt: skip
+
+    def pending_repairs(self) -> int:
+        return len(self._repair_todo())
 
     async def repair(self, progress: Progress | None = None) -> int:
         await self.reopen_down()
         if self.primary in self.down:
             return 0
-        copies = await self._db(self.index.all_copies)
-        todo = [seg_id for seg_id, names in sorted(copies.items()) if self.primary not in names]
+        todo: list[int] = await self._db(self._repair_todo)
         done = 0
         for seg_id in todo:
             try:
@@ -723,13 +943,22 @@ class MultiReplicaStorage(ManagedStorage):
             )
         return placed
 
+    def pending_repairs(self) -> int:
+        copies = self.index.all_copies()
+        retired = self.index.retired()
+        return sum(
+            1 for seg_id, names in copies.items() for dst in self.stores
+            if dst not in names and dst not in retired.get(seg_id, ())
+        )  # fmt: skip
+
     async def repair(self, progress: Progress | None = None) -> int:
         await self.reopen_down()
         copies = await self._db(self.index.all_copies)
+        retired = await self._db(self.index.retired)
         done = 0
         for seg_id, names in sorted(copies.items()):
             for dst in self.stores:
-                if dst in names or dst in self.down:
+                if dst in names or dst in self.down or dst in retired.get(seg_id, ()):
                     continue
                 try:
                     await self.copy(seg_id, self._readable(names)[0], dst)
@@ -746,12 +975,15 @@ class TieredStorage(ManagedStorage):
     older than `warm_days` (counted from the segment's end, like `hot_days`) to `cold`. Ages are in days,
     fractions allowed (0 moves every closed segment). `warm` may be None (hot -> cold)."""
 
+    policy = "tiered"
+
     def __init__(
         self, hot: BlobStore, warm: BlobStore | None, cold: BlobStore | None, *, hot_days: float,
         warm_days: float, state_dir: str | os.PathLike[str], **kwargs: Any,
     ) -> None:  # fmt: skip
         stores = [s for s in (hot, warm, cold) if s is not None]
         super().__init__(stores, state_dir=state_dir, **kwargs)
+        self.migration = {"running": False, "done": 0, "total": 0}
         self.tiers = [s.name for s in stores]
         self.hot_days, self.warm_days = hot_days, warm_days
 
@@ -784,18 +1016,28 @@ class TieredStorage(ManagedStorage):
                 plan.append((row[0], self.tiers[max(levels)], target))
         moved = 0
         total_bytes = 0
-        for i, (seg_id, src, target) in enumerate(plan):
-            level = self.tiers.index(src)
-            while level < target:  # hot -> warm -> cold: each hop verified before the source goes
-                dst = self.tiers[level + 1]
-                await self.move(seg_id, self.tiers[level], dst)
-                level += 1
-            moved += 1
-            row = await self._db(self.index.segment_by_id, seg_id)
-            total_bytes += row[6] if row else 0
-            if progress is not None:
-                progress(f"migrate: {i + 1}/{len(plan)} segments, {total_bytes / 1e6:.1f} MB")
+        state = self.migration = {"running": True, "done": 0, "total": len(plan)}  # what `status` shows
+        try:
+            for i, (seg_id, src, target) in enumerate(plan):
+                level = self.tiers.index(src)
+                while level < target:  # hot -> warm -> cold: each hop verified before the source goes
+                    dst = self.tiers[level + 1]
+                    await self.move(seg_id, self.tiers[level], dst)
+                    level += 1
+                moved += 1
+                state["done"] = moved
+                row = await self._db(self.index.segment_by_id, seg_id)
+                total_bytes += row[6] if row else 0
+                if progress is not None:
+                    progress(f"migrate: {i + 1}/{len(plan)} segments, {total_bytes / 1e6:.1f} MB")
+        finally:
+            state["running"] = False
         return moved
 
-    def degraded_reason(self, backends: list[str]) -> str | None:
+    def degraded_reason(self, backends: list[str], retired: Sequence[str] = ()) -> str | None:
         return None if backends else "no copy"
+
+    def role(self, name: str) -> str:
+        if name == self.tiers[0]:
+            return "hot"
+        return "cold" if name == self.tiers[-1] else "warm"

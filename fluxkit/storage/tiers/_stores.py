@@ -263,6 +263,17 @@ class DirStore:
     async def list_blobs(self) -> list[BlobInfo]:
         return await self._io(self._list)
 
+    def _disk_usage(self) -> tuple[int, int]:
+        path = self.root
+        while not path.exists() and path != path.parent:  # not created yet: the file system it will be on
+            path = path.parent
+        usage = shutil.disk_usage(path)
+        return usage.free, usage.total
+
+    async def disk_usage(self) -> tuple[int, int]:
+        """(free bytes, total bytes) of the file system the store writes to (statvfs, under `io_timeout`)."""
+        return await self._io(self._disk_usage)
+
 
 class NasStorage(DirStore):
     """A NAS share (NFS/SMB) mounted at `mount_point`, segments under `mount_point/base_path` (local layout).
@@ -323,3 +334,7 @@ class NasStorage(DirStore):
     def _list(self) -> list[BlobInfo]:
         self._check_mounted()  # an unmounted share must not look like an empty one (rebuild would drop rows)
         return super()._list()
+
+    def _disk_usage(self) -> tuple[int, int]:
+        self._check_mounted()  # the root disk's free space is not the share's
+        return super()._disk_usage()

@@ -34,7 +34,7 @@ import av
 
 from fluxkit.engine import Track
 
-from ._fmp4 import complete_length, fragments, scan_boxes, track_timescales
+from ._fmp4 import complete_length, fragments, keyframe_fragments, scan_boxes, track_timescales
 
 __all__ = ["FinishedSegment", "MuxItem", "SegmentMuxer", "salvage_partial"]
 
@@ -349,25 +349,24 @@ def describe_file(
 ) -> tuple[int, str, tuple[tuple[float, int], ...]]:
     """(size, sha256 hex, keyframe fragments) of a finished segment file.
 
-    Keyframe fragments are those whose video tfdt is one of `key_dts` (video clock); with `key_dts` None every
-    fragment of track 1 counts (each one starts at a keyframe when it was written with frag_keyframe).
+    Keyframe fragments are those whose video tfdt is one of `key_dts` (video clock, known while recording); with
+    `key_dts` None (a salvaged or adopted file) they come from the fragments' sync-sample flags, since 1 s parts
+    split a GOP into fragments that do not start at a keyframe.
     """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         while chunk := f.read(1 << 20):
             digest.update(chunk)
+        if key_dts is None:
+            return size, digest.hexdigest(), tuple(keyframe_fragments(f, size, track_id=1))
         boxes = scan_boxes(f, size)
-        scales = track_timescales(f, boxes)
-        scale = scales.get(1, video_rate)
+        scale = track_timescales(f, boxes).get(1, video_rate)
         keys: list[tuple[float, int]] = []
         for fragment in fragments(f, boxes):
             base = fragment.base_times.get(1)
-            if base is None:
-                continue
-            if key_dts is not None and round(base * video_rate / scale) not in key_dts:
-                continue
-            keys.append((base / scale, fragment.offset))
+            if base is not None and round(base * video_rate / scale) in key_dts:
+                keys.append((base / scale, fragment.offset))
     return size, digest.hexdigest(), tuple(keys)
 
 

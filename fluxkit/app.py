@@ -146,8 +146,10 @@ def _api_token(data_dir: Path) -> str:
 
 #: Password of the simulated GB28181 cameras of `--demo` when `[video.gb28181] password` is not set.
 DEMO_GB28181_PASSWORD = "fluxkit-demo"
-#: How many simulated GB28181 cameras `--demo` registers.
-DEMO_GB28181_CAMERAS = 1
+#: How many simulated GB28181 cameras `--demo` registers (streams gb1..gbN).
+DEMO_GB28181_CAMERAS = 3
+#: The media transport of each demo GB28181 camera, in turn, so that the demo shows all three (Appendix F).
+DEMO_GB28181_TRANSPORTS = ("udp", "tcp-passive", "tcp-active")
 
 
 async def _serve_gb28181(
@@ -179,10 +181,17 @@ async def _run_demo_gb28181_cameras(
     *,
     task_status: trio.TaskStatus[list[str]],
 ) -> None:
-    """Simulated GB28181 cameras that register to our own platform; their live video becomes streams gbN."""
+    """Simulated GB28181 cameras that register to our own platform; their live video becomes streams gbN, camera N
+    streaming over `DEMO_GB28181_TRANSPORTS[N - 1]` (in turn), so the demo shows UDP, TCP passive and TCP active."""
+    from fluxkit.sim import generate_demo_clip, load_clip
+
     settings = platform.settings
     stream_ids: list[str] = []
+    # One clip in memory for every camera (each device would otherwise load its own copy at its first INVITE).
+    clip_path = await trio.to_thread.run_sync(generate_demo_clip)
+    clip = await trio.to_thread.run_sync(load_clip, clip_path)
     async with trio.open_nursery() as nursery:
+        devices = []
         for i in range(1, DEMO_GB28181_CAMERAS + 1):
             device = SimulatedDevice(
                 DeviceSettings(
@@ -195,18 +204,24 @@ async def _run_demo_gb28181_cameras(
                     name=f"fluxkit demo GB28181 camera {i}",
                 ),
                 rng=random.Random(i),
+                clip=clip,
             )
             await nursery.start(device.run)
-            with trio.move_on_after(10):
+            devices.append(device)
+        with trio.move_on_after(10):  # registered together; a camera still registering is retried by its source
+            for device in devices:
                 await device.wait_registered()
-            url = f"gb28181://{device.settings.device_id}/{device.channel_ids[0]}?transport=udp"
+        for i, device in enumerate(devices, 1):
+            transport = DEMO_GB28181_TRANSPORTS[(i - 1) % len(DEMO_GB28181_TRANSPORTS)]
+            url = f"gb28181://{device.settings.device_id}/{device.channel_ids[0]}?transport={transport}"
             stream_id = f"gb{i}"
             engine.add_source(stream_id, source_factory(StreamSettings(stream_id=stream_id, protocol="gb28181",
                                                                        source_url=url)))  # fmt: skip
             stream_ids.append(stream_id)
             log.info(
-                "demo GB28181 camera %s registered; its live video is stream %s", device.settings.device_id, stream_id
-            )
+                "demo GB28181 camera %s registered; its live video (%s) is stream %s",
+                device.settings.device_id, transport, stream_id,
+            )  # fmt: skip
         task_status.started(stream_ids)
 
 

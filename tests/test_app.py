@@ -59,7 +59,7 @@ async def test_demo_streams_are_ingested_and_playable_with_ffmpeg(tmp_path: Path
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             running: RunningFluxkit = await nursery.start(partial(run_fluxkit, _config(tmp_path), demo=True))
-            assert running.stream_ids == ("demo1", "demo2", "gb1")
+            assert running.stream_ids == ("demo1", "demo2", "gb1", "gb2", "gb3")
             out = tmp_path / "demo1.mkv"
             url = f"{running.rtsp_url}/demo1"
             args = [
@@ -98,7 +98,7 @@ async def test_a_camera_that_refuses_does_not_stop_the_others(tmp_path: Path) ->
             running: RunningFluxkit = await nursery.start(
                 partial(run_fluxkit, _config(tmp_path, dead, skipped), demo=True)
             )
-            assert running.stream_ids == ("demo1", "demo2", "dead", "gb1")
+            assert running.stream_ids == ("demo1", "demo2", "dead", "gb1", "gb2", "gb3")
             events = running.engine.events()
             while True:
                 event = await events.receive()
@@ -167,12 +167,15 @@ async def test_demo_streams_are_recorded_snapshotted_and_served_by_the_api(tmp_p
                 assert snapshot.status_code == 200
                 assert snapshot.headers["content-type"] == "image/jpeg"
                 devices = (await api.get("/api/video/gb28181/devices")).json()["devices"]
-                assert [d["online"] for d in devices] == [True]
+                assert [d["online"] for d in devices] == [True, True, True]
                 ptz = await api.post(
                     f"/api/video/gb28181/devices/{devices[0]['device_id']}/ptz",
                     json={"channel_id": devices[0]["channels"][0]["channel_id"], "command": "left", "speed": 64},
                 )
                 assert ptz.status_code == 200, ptz.text
+                for stream_id in ("gb1", "gb2", "gb3"):  # the demo GB28181 cameras: udp, tcp-passive, tcp-active
+                    while running.engine.stream_statistics(stream_id).frames == 0:  # noqa: ASYNC110 - polls stats
+                        await trio.sleep(0.2)
                 wrong = await api.get("/api/video/streams", headers={"Authorization": "Bearer wrong"})
                 assert wrong.status_code == 401
             nursery.cancel_scope.cancel()

@@ -29,9 +29,23 @@ at the last frame whenever the speed changes (`set_speed` answered 200; the spee
 applies from the first frame), and after a seek, a jump of more than `_JUMP_LIMIT` forwards or a step back of more
 than `_BACK_LIMIT` (the next frame then follows the last one by the last frame step), so engine timestamps stay
 continuous and increasing. Pause sends nothing and moves no timestamp. The first frame keeps its own timestamp,
-so a playback at 1x without seeks is passed through unchanged. Known limits: frames already in flight when a
-speed change is answered are stamped with the new scale (an error of one or two frames' duration), and a device
-that answers 200 yet ignores Scale (Hikvision NVRs do) gets stamped as if it obeyed.
+so a playback at 1x without seeks is passed through unchanged. Known limit: frames already in flight when a
+speed change is answered are stamped with the new scale (an error of one or two frames' duration).
+
+Devices that ignore Scale. Many Hikvision NVRs answer 200 to a Scale change and keep sending at 1x (gb28181.md,
+wvp#2069); stamping their frames at the requested speed would squeeze the stream by that factor. So the
+restamper also measures the rate the device actually sends at: device-time advance per receive-clock second over
+a sliding window of the last `_RATE_WINDOW` seconds (one sample per received batch). Once the window spans
+`_RATE_MIN_SPAN` seconds, the observed rate, snapped to the nearest standard speed when within `_RATE_TOLERANCE`
+of it (0.25 .. 16; receive jitter otherwise makes the stamps wobble), replaces the scale in use whenever the two
+disagree by more than that tolerance (re-anchored at the last frame, as for a speed change), so the timestamps
+follow the receive clock; a device that obeys measures at its requested speed and is stamped exactly as asked.
+The first disagreement with the requested speed is logged once per source as a warning and kept in
+`Gb28181Source.scale_mismatch`. The measurement restarts at every control change (speed, pause, resume, seek), at
+a discontinuity and after `_RATE_GAP` seconds without frames (a pause the platform did not ask for, a stall), so
+silence is never mistaken for slow sending. Frames of the first `_RATE_MIN_SPAN` seconds after a change are
+stamped at the requested speed: a device that ignores it gets that much of its stream squeezed before the
+correction.
 
 Per-packet work is `parse_rtp`, an SSRC compare, the reorder buffer's in-order fast path and the PS
 depacketizer; datagrams arrive as one list per wake-up (performance.md).
@@ -49,6 +63,7 @@ import errno
 import logging
 import math
 import socket
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -90,42 +105,89 @@ class Gb28181SourceError(Gb28181Error):
 
 _JUMP_LIMIT = 5 * 90000  # a forward step larger than this (device time) is a discontinuity, not playback
 _BACK_LIMIT = 90000  # audio may be stamped a little behind video; a larger step back is a discontinuity
+_RATE_WINDOW = 3.0  # seconds of receive clock over which the device's sending rate is measured
+_RATE_MIN_SPAN = 1.0  # the rate is judged only once the window spans this much
+_RATE_GAP = 1.0  # no frame for this long restarts the measurement (pause, stall)
+_RATE_TOLERANCE = 0.2  # relative difference under which two rates agree (receive jitter is a few percent)
+_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)  # Appendix B's speeds, and the download speeds devices offer
+
+
+def _snap(rate: float) -> float:
+    """`rate`, or the standard speed it is within `_RATE_TOLERANCE` of."""
+    for speed in _SPEEDS:
+        if abs(rate / speed - 1.0) <= _RATE_TOLERANCE:
+            return speed
+    return rate
 
 
 class _Restamper:
-    """Device playback timestamps onto the receiving clock (see the module docstring, "Playback timestamps")."""
+    """Device playback timestamps onto the receiving clock (see the module docstring, "Playback timestamps" and
+    "Devices that ignore Scale").
 
-    __slots__ = ("in_anchor", "last_in", "last_out", "out_anchor", "rebase", "scale", "step")
+    Args:
+        scale: the requested speed (absolute value), used from the first frame on.
+        on_mismatch: called with (requested, observed) each time the measured rate starts to disagree with the
+            requested speed.
+    """
 
-    def __init__(self, scale: float) -> None:
-        self.scale = scale
+    __slots__ = (
+        "in_anchor",
+        "last_in",
+        "last_out",
+        "on_mismatch",
+        "out_anchor",
+        "rebase",
+        "requested",
+        "samples",
+        "scale",
+        "step",
+    )
+
+    def __init__(self, scale: float, on_mismatch: Callable[[float, float], None] | None = None) -> None:
+        self.scale = scale  # the scale in use: the requested one, or the observed one when they disagree
+        self.requested = scale
+        self.on_mismatch = on_mismatch
         self.in_anchor: int | None = None  # device time of the anchor; None until the first frame
         self.out_anchor = 0
         self.last_in = 0
         self.last_out = 0
         self.step = 3600  # the last engine-time step between frames (what follows a discontinuity)
         self.rebase = False
+        self.samples: deque[tuple[float, int]] = deque()  # (receive time, device time) of recent batches
 
     def set_scale(self, scale: float) -> None:
-        """Use `scale` from the next frame on, continuing from the last one."""
+        """Use `scale` (a newly requested speed) from the next frame on, continuing from the last one."""
+        self._use(scale)
+        self.requested = scale
+        self.samples.clear()
+
+    def restart_measurement(self) -> None:
+        """Forget the rate measured so far (a pause, a resume: the device's sending changes)."""
+        self.samples.clear()
+
+    def _use(self, scale: float) -> None:
         if self.in_anchor is not None:
             self.in_anchor, self.out_anchor = self.last_in, self.last_out
         self.scale = scale
 
-    def restamp(self, frames: list[MediaFrame]) -> list[MediaFrame]:
+    def restamp(self, frames: list[MediaFrame], now: float | None = None) -> list[MediaFrame]:
+        """Map a batch received at `now` (None: do not measure the rate with it)."""
         out = []
         scale = self.scale
+        seen = False
         for frame in frames:
             t = frame.dts if frame.dts is not None else frame.pts
             if t is None:
                 out.append(frame)
                 continue
+            seen = True
             if self.in_anchor is None:
                 self.in_anchor = self.out_anchor = self.last_in = self.last_out = t
             delta = t - self.last_in
             if self.rebase or delta > _JUMP_LIMIT or delta < -_BACK_LIMIT:
                 self.rebase = False
                 self.in_anchor, self.out_anchor = t, self.last_out + self.step
+                self.samples.clear()  # the device time jumped: the rate starts afresh
             mapped = self.out_anchor + round((t - self.in_anchor) / scale)
             if mapped > self.last_out:
                 self.step = mapped - self.last_out
@@ -148,7 +210,27 @@ class _Restamper:
                     stream_id=frame.stream_id,
                 )
             )
+        if seen and now is not None:
+            self._measure(now)
         return out
+
+    def _measure(self, now: float) -> None:
+        samples = self.samples
+        if samples and now - samples[-1][0] > _RATE_GAP:
+            samples.clear()
+        samples.append((now, self.last_in))
+        while now - samples[0][0] > _RATE_WINDOW:
+            samples.popleft()
+        first_time, first_in = samples[0]
+        span = now - first_time
+        if span < _RATE_MIN_SPAN or self.last_in <= first_in:
+            return
+        observed = _snap((self.last_in - first_in) / 90000 / span)
+        if abs(observed / self.scale - 1.0) <= _RATE_TOLERANCE:
+            return
+        self._use(observed)  # the device sends at another speed than the one in use: follow it from now on
+        if self.on_mismatch is not None and abs(observed / self.requested - 1.0) > _RATE_TOLERANCE:
+            self.on_mismatch(self.requested, observed)
 
 
 class _MediaSink:
@@ -213,7 +295,7 @@ class _MediaSink:
         if self.packets != before:
             self.last_packet = now
         if frames:
-            self._publish(frames)
+            self._publish(frames, now)
 
     def handle_timer(self, now: float) -> None:
         if self.reorder is None:
@@ -225,11 +307,11 @@ class _MediaSink:
             else:
                 self.receiver.feed_gap()
         if frames:
-            self._publish(frames)
+            self._publish(frames, now)
 
-    def _publish(self, frames: list[MediaFrame]) -> None:
+    def _publish(self, frames: list[MediaFrame], now: float) -> None:
         if self.restamper is not None:
-            frames = self.restamper.restamp(frames)
+            frames = self.restamper.restamp(frames, now)
         publisher = self.publisher
         if publisher is None:
             tracks = _tracks_of(frames)
@@ -336,6 +418,11 @@ class Gb28181Source:
         download_speed: download `playback` instead of playing it back: `s=Download` with `a=downloadspeed:N`;
             frames keep the device's timestamps (see the module docstring, "Download"); `speed` is not used.
 
+    Attributes:
+        finished: a playback or download reached the end of the recording (MediaStatus 121).
+        scale_mismatch: (requested, observed) speed, the first time a playback's device was measured sending
+            at another speed than asked (it ignores Scale; see the module docstring); None until then.
+
     Raises:
         PermanentSourceError: an unknown transport, or `download_speed` without `playback` or below 1.
     """
@@ -364,6 +451,7 @@ class Gb28181Source:
         self.download_speed = download_speed
         self.last_sink: _MediaSink | None = None
         self.finished = False
+        self.scale_mismatch: tuple[float, float] | None = None
         self._dialog: Dialog | None = None
         self._cseq = 0
 
@@ -400,7 +488,7 @@ class Gb28181Source:
         sink.expected = int(ssrc)
         download = self.download_speed is not None
         if playback is not None and not download:
-            sink.restamper = _Restamper(abs(self.speed) or 1.0)
+            sink.restamper = _Restamper(abs(self.speed) or 1.0, self._scale_mismatch)
         udp_sock: socket.socket | None = None
         listener: trio.SocketListener | None = None
         shared = platform.shared_media if self.transport == "udp" else None
@@ -512,11 +600,15 @@ class Gb28181Source:
 
     async def pause(self) -> int:
         """Pause the playback; returns the SIP status."""
-        return await self._control(MansrtspRequest.pause(self._next_cseq()))
+        status = await self._control(MansrtspRequest.pause(self._next_cseq()))
+        self._restamp(_Restamper.restart_measurement, status)
+        return status
 
     async def resume(self) -> int:
         """Resume a paused playback (`Range: npt=now-`); returns the SIP status."""
-        return await self._control(MansrtspRequest.play(self._next_cseq()))
+        status = await self._control(MansrtspRequest.play(self._next_cseq()))
+        self._restamp(_Restamper.restart_measurement, status)
+        return status
 
     async def seek(self, seconds: float) -> int:
         """Jump to `seconds` from the start of the recording; returns the SIP status."""
@@ -528,6 +620,17 @@ class Gb28181Source:
         sink = self.last_sink
         if 200 <= status < 300 and sink is not None and sink.restamper is not None:
             change(sink.restamper)
+
+    def _scale_mismatch(self, requested: float, observed: float) -> None:
+        # Once per source: a device that ignores Scale does so at every speed change (see the module docstring).
+        if self.scale_mismatch is not None:
+            return
+        self.scale_mismatch = (requested, observed)
+        logger.warning(
+            "gb28181 %s/%s: playback asked at %gx but the device sends at %.2fx (it ignores Scale?); "
+            "timestamps follow the observed rate",
+            self.device_id, self.channel_id, requested, observed,
+        )  # fmt: skip
 
     def _next_cseq(self) -> int:
         self._cseq += 1
@@ -543,7 +646,7 @@ class Gb28181Source:
         await event.wait()
         frames = sink.receiver.flush()
         if frames:
-            sink._publish(frames)
+            sink._publish(frames, trio.current_time())
         self.finished = True
         logger.info("gb28181 %s/%s: end of the recording (MediaStatus 121)", self.device_id, self.channel_id)
         scope.cancel()

@@ -201,6 +201,29 @@ class MiniPlatform:
             )
         )
 
+    async def subscribe(
+        self, event: str, message: ManscdpMessage, *, expires: int = 3600
+    ) -> tuple[SipResponse, Dialog | None]:
+        """SUBSCRIBE (9.11) with `message` as the query body; NOTIFYs land in `requests`."""
+        assert self.device_addr is not None
+        addr = self.device_addr
+        body = message.encode()
+        return await self._transact(
+            lambda ua, now: ua.subscribe(
+                f"sip:{DEVICE_ID}@{DOMAIN}",
+                addr,
+                now,
+                event=event,
+                expires=expires,
+                body=body,
+                content_type="Application/MANSCDP+xml",
+            )
+        )
+
+    def notifies(self) -> list[ManscdpMessage]:
+        """The MANSCDP bodies of the NOTIFYs received so far (subscription ends without a body are skipped)."""
+        return [parse_manscdp(r.body) for r in self.requests if r.method == "NOTIFY" and r.body]
+
     async def bye(self, dialog: Dialog) -> None:
         assert self.ua is not None
         self.ua.bye(dialog, trio.current_time())
@@ -649,6 +672,39 @@ async def test_playback_scale_pause_seek_and_end_of_file(
             assert rel[-1] == 6 * 90000 - 3600  # the whole 6 s range, timestamps not rescaled by the speed
             after_seek = [(t - base) & 0xFFFFFFFF for t in stamps[paused_at:]]
             assert after_seek[0] == 90000  # resumed at the keyframe of 1 s
+            await platform.bye(dialog)
+            nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_ignore_scale_quirk_answers_200_and_stays_at_1x(
+    clip: LoadedClip, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(120):
+        async with trio.open_nursery() as nursery:
+            platform = MiniPlatform()
+            device = await _boot(nursery, platform, clip=clip, quirks={"ignore_scale"})
+            await device.wait_registered()
+            channel = device.channel_ids[0]
+            sink = RtpSink("udp")
+            await sink.open()
+            nursery.start_soon(sink.run)
+            start = 1_704_067_200
+            response, dialog = await platform.invite(
+                channel, _offer("udp", sink.port, kind="Playback", start=start, end=start + 6, channel=channel)
+            )
+            assert response.status_code == 200
+            assert dialog is not None
+            await sink.wait_packets(lambda ps: len({p.timestamp for _, p in ps}) >= 10)
+            ok = await platform.info(dialog, MansrtspRequest.play(1, scale=4.0))
+            assert ok.status_code == 200  # acknowledged, like a Hikvision NVR...
+            assert ok.body.startswith(b"RTSP/1.0 200 OK")
+            t1 = trio.current_time()
+            await sink.wait_packets(lambda ps: len({p.timestamp for _, p in ps}) >= 60)
+            assert trio.current_time() - t1 == pytest.approx(2.0, abs=0.05)  # ...but 50 frames take 2 s: 1x
+            session = device.sessions[0]
+            assert session.control.scale == 1.0
+            assert [r.scale for r in session.control.requests] == [4.0]
             await platform.bye(dialog)
             nursery.cancel_scope.cancel()
 

@@ -2,12 +2,15 @@
 
 The simulator, like real devices, sends N times faster at Scale N and leaves its timestamps on the recording's
 clock (3600 ticks per frame at 25 fps). The engine stream carries them on the receiving clock: 3600 / N per frame,
-continuous and increasing across speed changes and seeks.
+continuous and increasing across speed changes and seeks. A device that answers 200 to Scale but keeps sending
+at 1x (the simulator's `ignore_scale` quirk, like many Hikvision NVRs) is caught by the measured sending rate:
+once measured, its frames are stamped at 1x again (3600 apart) and a warning says so, once.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 
 import pytest
@@ -15,7 +18,7 @@ import trio
 
 from fluxkit.engine import RestartPolicy, StreamStopped
 from fluxkit.gb28181 import Gb28181Source
-from fluxkit.gb28181._media import _Restamper
+from fluxkit.gb28181._media import _RATE_MIN_SPAN, _Restamper
 from fluxkit.gb28181.device import DeviceSettings, SimulatedDevice
 from fluxkit.protocols import MediaFrame
 
@@ -55,7 +58,56 @@ def test_restamper_divides_by_the_scale_and_stays_continuous() -> None:
     assert r.restamp([audio]) == [audio]  # nothing to map
 
 
-async def playback_frames(speed: float, *, control: bool = False) -> tuple[list[MediaFrame], Gb28181Source]:
+def feed(r: _Restamper, times: list[float], stamps: list[int]) -> list[MediaFrame]:
+    """One frame per received batch: device timestamp `stamps[k]` arriving at receive time `times[k]`."""
+    return [f for now, t in zip(times, stamps, strict=True) for f in r.restamp([frame(t)], now)]
+
+
+def test_restamper_follows_a_device_that_ignores_scale() -> None:
+    mismatches: list[tuple[float, float]] = []
+    r = _Restamper(4.0, lambda requested, observed: mismatches.append((requested, observed)))
+    n = 100  # 4 s of a device that goes on at 1x: 40 ms and 3600 ticks apart
+    out = feed(r, [0.04 * i for i in range(n)], [3600 * i for i in range(n)])
+    measured = round(_RATE_MIN_SPAN / 0.04)  # the frame whose batch completes the first measuring window
+    assert steps(out) == [900] * measured + [3600] * (n - 1 - measured)
+    assert mismatches == [(4.0, 1.0)]
+    assert r.scale == 1.0
+    assert r.requested == 4.0
+    r.set_scale(2.0)  # asked again: trusted again until measured, then caught again
+    out = feed(r, [4.0 + 0.04 * i for i in range(50)], [3600 * (n + i) for i in range(50)])
+    assert steps(out)[:measured] == [1800] * measured
+    assert set(steps(out)[measured:]) == {3600}
+    assert mismatches == [(4.0, 1.0), (2.0, 1.0)]
+
+
+def test_restamper_trusts_a_device_that_obeys_even_with_jitter() -> None:
+    rng = random.Random(1)
+    mismatches: list[tuple[float, float]] = []
+    r = _Restamper(4.0, lambda requested, observed: mismatches.append((requested, observed)))
+    # 12 s of recording sent at 4x (10 ms apart), each batch received up to 20 ms late.
+    times = list(itertools.accumulate((0.01 * i + rng.uniform(0, 0.02) for i in range(300)), max))
+    out = feed(r, times, [1000 + 3600 * i for i in range(300)])
+    assert set(steps(out)) == {900}
+    assert mismatches == []
+    # A pause: nothing for 5 s, then the device goes on; the silence is not taken for slow sending.
+    out = feed(r, [8.0 + 0.01 * i for i in range(200)], [1000 + 3600 * i for i in range(300, 500)])
+    assert set(steps(out)) == {900}
+    assert mismatches == []
+
+
+def test_restamper_uses_an_observed_rate_that_is_no_standard_speed() -> None:
+    mismatches: list[tuple[float, float]] = []
+    r = _Restamper(1.0, lambda requested, observed: mismatches.append((requested, observed)))
+    # A device that sends 3 times faster than asked: 3 is within the tolerance of no standard speed.
+    out = feed(r, [i / 75 for i in range(150)], [3600 * i for i in range(150)])
+    assert steps(out)[-50:] == [1200] * 50
+    assert len(mismatches) == 1
+    assert mismatches[0][1] == pytest.approx(3.0)
+
+
+async def playback_frames(
+    speed: float, *, control: bool = False, quirks: frozenset[str] = frozenset(), seconds: int | None = None
+) -> tuple[list[MediaFrame], Gb28181Source]:
     async with engine_and_platform(media_timeout=3.0) as (engine, platform), trio.open_nursery() as nursery:
         settings = DeviceSettings(
             server_host="127.0.0.1",
@@ -64,10 +116,11 @@ async def playback_frames(speed: float, *, control: bool = False) -> tuple[list[
             domain=DOMAIN,
             device_id=DEVICE,
             password=PASSWORD,
+            quirks=quirks,
         )
         device = await nursery.start(SimulatedDevice(settings, rng=random.Random(4), report=lambda _l: None).run)
         await catalog_of(platform)
-        seconds = 8 if control else 2
+        seconds = seconds or (8 if control else 2)
         source = Gb28181Source(platform, DEVICE, device.channel_ids[0], playback=(START, START + seconds), speed=speed)
         events = engine.events()
         engine.add_source("replay", source, restart=ONCE)
@@ -113,3 +166,22 @@ async def test_speed_change_and_seek_keep_timestamps_continuous() -> None:
     assert deltas[:8] == [3600] * 8  # 1x at first
     # Then 4x (a frame in flight at the change may be stamped either way), also after the seek.
     assert deltas.count(900) >= len(deltas) - 8 - 4
+
+
+@pytest.mark.trio
+async def test_a_device_that_ignores_scale_is_restamped_by_its_real_rate(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="fluxkit.gb28181")
+    with trio.fail_after(30):
+        frames, source = await playback_frames(4.0, quirks=frozenset({"ignore_scale"}), seconds=3)
+    assert source.finished
+    assert source.scale_mismatch == (4.0, 1.0)
+    warnings = [r for r in caplog.records if "ignores Scale" in r.getMessage()]
+    assert len(warnings) == 1
+    # The device answered 200 to Scale 4 and sent at 1x. Frames of the first measuring window are stamped as if
+    # it obeyed (900 apart); from then on they follow the receive clock: 3600 ticks per frame, 40 ms at 25 fps.
+    deltas = steps(frames)
+    head = deltas.index(3600)
+    assert set(deltas[:head]) <= {900}
+    assert head <= 2 * _RATE_MIN_SPAN * 25  # about one window of frames at 25 fps
+    assert set(deltas[head:]) == {3600}
+    assert len(deltas[head:]) >= 25  # at least one second of the 3-second recording at the real rate

@@ -7,7 +7,9 @@ after the ACK and sends one PS pack per access unit (`PsMuxer` then `PsRtpPacket
 drift and a MockClock drives it in tests. The clip loops with continuous timestamps (each pass adds the clip's
 period). A playback stops at the end of its `t=` range and reports it; MANSRTSP changes (`PlaybackControl`)
 wake the sender, which re-anchors its schedule: speed changes the send rate only, never the timestamps (real
-devices do not rescale, wvp#797); a seek jumps the media position to the keyframe at or before it.
+devices do not rescale, wvp#797); a seek jumps the media position to the keyframe at or before it. Under the
+`ignore_scale` quirk a Scale is acknowledged and recorded but not applied (many Hikvision NVRs answer 200 and
+keep sending at 1x, wvp#2069): the device keeps its current speed.
 
 Transports (GB/T 28181-2016 Appendix F with RFC 4145/4571):
 * udp: one RTP packet per datagram from our bound port to the offer's c=/m= address;
@@ -69,9 +71,14 @@ def hik_ps(ps: bytes, video_stream_type: int) -> bytes:
 
 
 class PlaybackControl:
-    """MANSRTSP state of one playback (Appendix B), shared between the INFO handler and the sender."""
+    """MANSRTSP state of one playback (Appendix B), shared between the INFO handler and the sender.
 
-    def __init__(self) -> None:
+    Args:
+        ignore_scale: take PLAY requests but never change speed on their Scale (the `ignore_scale` quirk).
+    """
+
+    def __init__(self, *, ignore_scale: bool = False) -> None:
+        self.ignore_scale = ignore_scale
         self.scale = 1.0
         self.paused = False
         self.seek_to: float | None = None
@@ -85,7 +92,7 @@ class PlaybackControl:
             self.paused = True
         elif request.method == "PLAY":
             self.paused = False
-            if request.scale is not None:
+            if request.scale is not None and not self.ignore_scale:
                 self.scale = abs(request.scale)  # reverse play is sent forwards: the clip has no reverse GOPs
             if isinstance(request.npt_start, float | int) and not isinstance(request.npt_start, bool):
                 self.seek_to = float(request.npt_start)
@@ -120,6 +127,7 @@ class MediaSession:
         start, end: the `t=` range of a playback (Unix seconds), 0 0 for live.
         download_speed: `a=downloadspeed` of a Download (sent that many times faster).
         hik: imitate Hikvision's PSM and private PES.
+        ignore_scale: acknowledge MANSRTSP Scale changes but keep sending at the current speed (Hikvision NVRs).
     """
 
     def __init__(
@@ -135,6 +143,7 @@ class MediaSession:
         end: int = 0,
         download_speed: int | None = None,
         hik: bool = False,
+        ignore_scale: bool = False,
     ) -> None:
         self.channel_id = channel_id
         self.kind = kind
@@ -145,7 +154,7 @@ class MediaSession:
         self.start = start
         self.end = end
         self.hik = hik
-        self.control = PlaybackControl()
+        self.control = PlaybackControl(ignore_scale=ignore_scale)
         if kind == "Download" and download_speed:
             self.control.scale = float(min(max(download_speed, 1), 16))
         self.stats = MediaStatistics()

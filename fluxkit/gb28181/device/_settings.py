@@ -24,8 +24,9 @@ DEFAULT_CATALOG_PAGE_SIZE = 8
 #: gb2312_bare_amp: GB2312 bodies with a bare `&` in channel names and addresses;
 #: ssrc_zero: RTP SSRC 0 whatever y= says (Dahua);
 #: slow_200: 100 Trying at once, the 200 to INVITE only after `slow_200_delay` seconds (Uniview, TP-Link);
-#: restart: the device "reboots" `restart_after` seconds into its first stream (no BYE) and registers again.
-KNOWN_QUIRKS = frozenset({"hik_psm", "gb2312_bare_amp", "ssrc_zero", "slow_200", "restart"})
+#: restart: the device "reboots" `restart_after` seconds into its first stream (no BYE) and registers again;
+#: ignore_scale: a MANSRTSP Scale change is answered 200 but playback goes on at 1x (Hikvision NVRs, wvp#2069).
+KNOWN_QUIRKS = frozenset({"hik_psm", "gb2312_bare_amp", "ssrc_zero", "slow_200", "restart", "ignore_scale"})
 
 
 def _digits20(instance: object, attribute: attrs.Attribute[str], value: str) -> None:

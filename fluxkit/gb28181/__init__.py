@@ -2,7 +2,8 @@
 
 * `Gb28181Platform(engine, settings, *, rng, registry_path)`: the SIP server (UDP and TCP), registration with
   Digest, the SQLite device registry, keepalive liveness, Catalog/DeviceInfo/DeviceStatus/RecordInfo queries,
-  PTZ (`await platform.ptz(device_id, channel_id, command, speed=128, preset=None)`), events.
+  PTZ (`await platform.ptz(device_id, channel_id, command, speed=128, preset=None)`), subscriptions
+  (`await platform.subscribe(device_id, "Alarm")`, `unsubscribe`, `subscription_info`), events.
 * `Gb28181Source(platform, device_id, channel_id, transport)` / `Gb28181Source.from_url(platform, url)`: a
   channel's live video as an engine `Source`.
 * `gb28181_routes(platform)`: the REST routes.
@@ -32,9 +33,13 @@ from ._settings import DeviceNotFoundError as DeviceNotFoundError
 from ._settings import DeviceOfflineError as DeviceOfflineError
 from ._settings import Gb28181Error as Gb28181Error
 from ._settings import PlatformSettings as PlatformSettings
+from ._settings import SubscriptionRefusedError as SubscriptionRefusedError
+from ._subscriptions import SUBSCRIPTION_KINDS as SUBSCRIPTION_KINDS
+from ._subscriptions import SubscriptionInfo as SubscriptionInfo
 
 __all__ = [
     "PTZ_COMMANDS",
+    "SUBSCRIPTION_KINDS",
     "AlarmReceived",
     "CatalogUpdated",
     "ChannelRecord",
@@ -53,5 +58,7 @@ __all__ = [
     "MobilePositionReceived",
     "PlatformSettings",
     "SharedMediaPort",
+    "SubscriptionInfo",
+    "SubscriptionRefusedError",
     "gb28181_routes",
 ]

@@ -1,11 +1,16 @@
 """The device registry of the GB28181 platform: devices and their channels, persisted in SQLite.
 
 Strategy: the registry is the platform's memory of who registered, from where, over which transport and with
-which charset, and of the catalog each device reported. It lives in memory (dicts of attrs records) for the hot
-paths (keepalives, PTZ lookups, stream starts) and is written through to SQLite on every change that matters
-across a restart (registration, unregistration, online state, catalog); keepalives update memory and are written
-at most every `keepalive_flush` seconds per device, so a thousand cameras beating once a minute cost a few
-writes per second. The database is tiny and local; writes are synchronous (sub-millisecond on a local disk).
+which charset, and of the catalog each device reported. It lives in memory (dicts of attrs records): every read
+and every change is served from there at once, on the event loop. Persistence is behind it: a change that
+matters across a restart (registration, unregistration, online state, address, catalog) marks the device dirty,
+and one writer task (`run_writer`, started by the platform) writes the dirty devices in batches, one
+transaction per batch, in a worker thread (`trio.to_thread`), so that SQLite and the disk never block the Trio
+loop. Dirty state is coalesced per device (the latest row, the latest catalog, or a removal), so the queue is
+bounded by the number of devices however fast they change, and writes stay in order: a batch holds the state of
+each device at the moment it was taken, and the next batch starts only when the previous one is on disk.
+Keepalive times alone stay in memory and reach the disk with the device's next real change. `flush` (async)
+and `close` write what is still pending.
 
 Across a restart devices come back with their last known state: the platform gives each one that was online a
 full keepalive window to prove it still is (no false "offline" right after a platform restart, wvp#1868).
@@ -17,6 +22,7 @@ import sqlite3
 from pathlib import Path
 
 import attrs
+import trio
 
 __all__ = ["ChannelRecord", "DeviceRecord", "DeviceRegistry"]
 
@@ -48,6 +54,9 @@ CREATE TABLE IF NOT EXISTS channels (
     PRIMARY KEY (device_id, channel_id)
 );
 """
+# Columns added after the first release, with their types: added to older files when opened.
+_ADDED_DEVICE_COLUMNS = (("contact_host", "TEXT"), ("contact_port", "INTEGER"))
+_REMOVED = None
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -90,6 +99,8 @@ class DeviceRecord:
         online: registered and keeping alive.
         address: (host, port) the device's last request came from (replies and requests go there: NAT-aware).
         transport: "UDP" or "TCP", the SIP transport it registered over.
+        contact: (host, port) of the Contact of its last REGISTER (None when it had none): where the platform
+            opens a new TCP connection when the device's own has gone (RFC 3261 §18.1.1).
         charset: the charset its MANSCDP bodies used (None until one arrived).
         expires: the registration's lifetime in seconds.
         registered_at: wall-clock time (Unix seconds) of the last successful REGISTER.
@@ -102,6 +113,7 @@ class DeviceRecord:
     online: bool
     address: tuple[str, int]
     transport: str = "UDP"
+    contact: tuple[str, int] | None = None
     charset: str | None = None
     expires: int = 3600
     registered_at: float = 0.0
@@ -126,6 +138,7 @@ class DeviceRecord:
             "online": self.online,
             "address": f"{self.address[0]}:{self.address[1]}",
             "transport": self.transport,
+            "contact": None if self.contact is None else f"{self.contact[0]}:{self.contact[1]}",
             "charset": self.charset,
             "name": self.name,
             "manufacturer": self.manufacturer,
@@ -141,16 +154,29 @@ class DeviceRegistry:
     """Devices and channels, in memory and in an SQLite file (`":memory:"` for none).
 
     Args:
-        path: the database file; created with its tables when missing.
+        path: the database file; created with its tables when missing (older files gain the new columns).
+
+    Changes are in memory at once and on disk once the writer (`run_writer`) or `flush` / `close` wrote them.
     """
 
     def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(str(path), isolation_level=None)  # autocommit: every change is durable at once
+        # Used by one thread at a time: the event loop when opening and closing, the writer's worker in between.
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(devices)")}
+        for name, kind in _ADDED_DEVICE_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE devices ADD COLUMN {name} {kind}")
         self._devices: dict[str, DeviceRecord] = {}
+        # Pending writes, coalesced per device: its row (None: remove it) and its catalog.
+        self._dirty_rows: dict[str, DeviceRecord | None] = {}
+        self._dirty_channels: dict[str, tuple[ChannelRecord, ...]] = {}
+        self._wake = trio.Event()
+        self._write_lock = trio.Lock()
+        self.batches_written = 0
         for row in self._db.execute(
             "SELECT device_id, online, host, port, transport, charset, expires, registered_at, last_keepalive,"
-            " name, manufacturer, model, firmware FROM devices ORDER BY rowid"
+            " name, manufacturer, model, firmware, contact_host, contact_port FROM devices ORDER BY rowid"
         ):
             device_id = row[0]
             self._devices[device_id] = DeviceRecord(
@@ -166,6 +192,7 @@ class DeviceRegistry:
                 manufacturer=row[10],
                 model=row[11],
                 firmware=row[12],
+                contact=None if row[13] is None or row[14] is None else (row[13], int(row[14])),
             )
         channels: dict[str, list[ChannelRecord]] = {}
         for row in self._db.execute(
@@ -187,9 +214,7 @@ class DeviceRegistry:
             if device_id in self._devices:
                 self._devices[device_id] = attrs.evolve(self._devices[device_id], channels=tuple(items))
 
-    def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+    # ---- reads and changes (in memory, immediate) ----------------------------------------------------------------
 
     def get(self, device_id: str) -> DeviceRecord | None:
         """The device, or None."""
@@ -200,54 +225,124 @@ class DeviceRegistry:
         return list(self._devices.values())
 
     def put(self, device: DeviceRecord, *, persist: bool = True) -> None:
-        """Insert or replace a device's own fields (not its channels; see `set_channels`)."""
+        """Insert or replace a device's own fields (not its channels; see `set_channels`).
+
+        `persist=False` keeps the change in memory only (it reaches the disk with the next persisted one).
+        """
         self._devices[device.device_id] = device
         if persist:
-            self._db.execute(
-                "INSERT INTO devices (device_id, online, host, port, transport, charset, expires, registered_at,"
-                " last_keepalive, name, manufacturer, model, firmware) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, host=excluded.host,"
-                " port=excluded.port, transport=excluded.transport, charset=excluded.charset,"
-                " expires=excluded.expires, registered_at=excluded.registered_at,"
-                " last_keepalive=excluded.last_keepalive, name=excluded.name, manufacturer=excluded.manufacturer,"
-                " model=excluded.model, firmware=excluded.firmware",
-                (
-                    device.device_id,
-                    int(device.online),
-                    device.address[0],
-                    device.address[1],
-                    device.transport,
-                    device.charset,
-                    device.expires,
-                    device.registered_at,
-                    device.last_keepalive,
-                    device.name,
-                    device.manufacturer,
-                    device.model,
-                    device.firmware,
-                ),
-            )
+            self._dirty_rows[device.device_id] = device
+            self._wake.set()
 
     def set_channels(self, device_id: str, channels: tuple[ChannelRecord, ...]) -> None:
-        """Replace a device's catalog (in memory and on disk)."""
+        """Replace a device's catalog."""
         device = self._devices.get(device_id)
         if device is None:
             return
         self._devices[device_id] = attrs.evolve(device, channels=channels)
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute("DELETE FROM channels WHERE device_id = ?", (device_id,))
-            self._db.executemany(
-                "INSERT OR REPLACE INTO channels (device_id, channel_id, name, status, manufacturer, model,"
-                " parent_id, ptz_type) VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (device_id, c.channel_id, c.name, c.status, c.manufacturer, c.model, c.parent_id, c.ptz_type)
-                    for c in channels
-                ],
-            )
+        self._dirty_channels[device_id] = channels
+        self._wake.set()
 
     def remove(self, device_id: str) -> None:
         """Forget a device and its channels."""
         self._devices.pop(device_id, None)
-        self._db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
-        self._db.execute("DELETE FROM channels WHERE device_id = ?", (device_id,))
+        self._dirty_rows[device_id] = _REMOVED
+        self._dirty_channels.pop(device_id, None)
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Devices with changes not yet on disk."""
+        return len(self._dirty_rows.keys() | self._dirty_channels.keys())
+
+    # ---- persistence ---------------------------------------------------------------------------------------------
+
+    async def run_writer(self) -> None:
+        """Write pending changes in batches, in a worker thread, until cancelled (then `flush` the rest)."""
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything pending now (in a worker thread; batches never overlap)."""
+        async with self._write_lock:  # a batch in flight goes first: batches are written in the order taken
+            batch = self._take()
+            if batch is not None:
+                # Shielded: a batch once taken is always written whole (sqlite3 is not interruptible anyway).
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self._write, *batch)
+
+    def close(self) -> None:
+        """Write what is pending (synchronously) and close the database."""
+        batch = self._take()
+        if batch is not None:
+            self._write(*batch)
+        self._db.close()
+
+    def _take(self) -> tuple[dict[str, DeviceRecord | None], dict[str, tuple[ChannelRecord, ...]]] | None:
+        if not self._dirty_rows and not self._dirty_channels:
+            return None
+        rows, channels = self._dirty_rows, self._dirty_channels
+        self._dirty_rows, self._dirty_channels = {}, {}
+        return rows, channels
+
+    def _write(self, rows: dict[str, DeviceRecord | None], channels: dict[str, tuple[ChannelRecord, ...]]) -> None:
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for device_id, device in rows.items():
+                if device is None:
+                    db.execute("DELETE FROM devices WHERE device_id = ?", (device_id,))
+                    db.execute("DELETE FROM channels WHERE device_id = ?", (device_id,))
+                else:
+                    db.execute(_UPSERT_DEVICE, _device_row(device))
+            for device_id, items in channels.items():
+                db.execute("DELETE FROM channels WHERE device_id = ?", (device_id,))
+                db.executemany(
+                    "INSERT OR REPLACE INTO channels (device_id, channel_id, name, status, manufacturer, model,"
+                    " parent_id, ptz_type) VALUES (?,?,?,?,?,?,?,?)",
+                    [
+                        (device_id, c.channel_id, c.name, c.status, c.manufacturer, c.model, c.parent_id, c.ptz_type)
+                        for c in items
+                    ],
+                )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        self.batches_written += 1
+
+
+_UPSERT_DEVICE = (
+    "INSERT INTO devices (device_id, online, host, port, transport, charset, expires, registered_at,"
+    " last_keepalive, name, manufacturer, model, firmware, contact_host, contact_port)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(device_id) DO UPDATE SET online=excluded.online, host=excluded.host,"
+    " port=excluded.port, transport=excluded.transport, charset=excluded.charset,"
+    " expires=excluded.expires, registered_at=excluded.registered_at,"
+    " last_keepalive=excluded.last_keepalive, name=excluded.name, manufacturer=excluded.manufacturer,"
+    " model=excluded.model, firmware=excluded.firmware, contact_host=excluded.contact_host,"
+    " contact_port=excluded.contact_port"
+)
+
+
+def _device_row(device: DeviceRecord) -> tuple[object, ...]:
+    contact = device.contact
+    return (
+        device.device_id,
+        int(device.online),
+        device.address[0],
+        device.address[1],
+        device.transport,
+        device.charset,
+        device.expires,
+        device.registered_at,
+        device.last_keepalive,
+        device.name,
+        device.manufacturer,
+        device.model,
+        device.firmware,
+        None if contact is None else contact[0],
+        None if contact is None else contact[1],
+    )

@@ -13,10 +13,18 @@
 * `POST .../devices/{device_id}/live` with `{"channel_id", "transport", "stream_id"?}` -> 201: the channel's live
   stream (stream id defaults to the channel ID).
 * `DELETE /api/video/gb28181/streams/{stream_id}` -> 204: stops a live or playback stream started here.
+* `GET .../devices/{device_id}/subscriptions` -> `{"device_id", "subscriptions": [{"kind", "event", "active",
+  "wanted", "expires", "interval", "expires_in"}]}`: the device's catalog, alarm and mobile-position
+  subscriptions (9.11), wanted (kept up by the platform) or active (granted by the device, `expires_in` seconds
+  left).
+* `POST .../devices/{device_id}/subscriptions` with `{"kind": "catalog"|"alarm"|"mobile_position", "expires"?:
+  60..86400, "interval"?: 1..3600 (mobile_position only)}` -> 201 with the subscription, once the device
+  accepted the SUBSCRIBE (502 when it refused, 504 when it did not answer); kept up from then on.
+* `DELETE .../devices/{device_id}/subscriptions/{kind}` -> 204: unsubscribes (`Expires: 0` in the dialog).
 
 Errors are `HTTPException`s, which the API app renders as `{"error", "status"}`: 400 for a bad body or query,
-404 for an unknown device, channel or stream, 409 for an offline device or a stream id in use, 503 without an
-engine, 504 when the device does not answer.
+404 for an unknown device, channel, stream or subscription, 409 for an offline device or a stream id in use, 502
+when the device refuses, 503 without an engine, 504 when the device does not answer.
 
 Each route carries its OpenAPI operations in an `openapi` attribute (`OPENAPI_PATHS`), merged by the API app
 into `/api/openapi.json`.
@@ -30,6 +38,7 @@ import math
 import secrets
 from typing import TYPE_CHECKING, Any
 
+import trio
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -39,7 +48,8 @@ from fluxkit.errors import LocalProtocolError
 
 from ._media import Gb28181Source
 from ._ptz import PTZ_COMMANDS
-from ._settings import DeviceNotFoundError, DeviceOfflineError, Gb28181Error
+from ._settings import DeviceNotFoundError, DeviceOfflineError, Gb28181Error, SubscriptionRefusedError
+from ._subscriptions import SUBSCRIPTION_KINDS
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -65,6 +75,7 @@ _ERROR_TEXT = {
     401: "Missing or wrong bearer token (`WWW-Authenticate: Bearer`).",
     404: "Unknown device, channel, or stream.",
     409: "The device is offline, or the stream id is in use.",
+    502: "The device refused the request (its SIP status is in the message).",
     503: "The platform has no engine to stream into.",
     504: "The device did not answer.",
 }
@@ -102,6 +113,27 @@ _DEVICE = {
     },
 }
 _TIME = {"type": "string", "format": "date-time", "example": "2026-02-11T10:00:00+08:00"}
+_MIN_EXPIRES, _MAX_EXPIRES = 60, 86400  # a SUBSCRIBE's Expires: at least a minute, at most a day
+_MIN_INTERVAL, _MAX_INTERVAL = 1, 3600  # MobilePosition report interval, seconds
+_KIND = {"type": "string", "enum": list(SUBSCRIPTION_KINDS)}
+_SUBSCRIPTION = {
+    "type": "object",
+    "required": ["kind", "event", "active", "wanted", "expires"],
+    "properties": {
+        "kind": _KIND,
+        "event": {"type": "string", "description": "the GB28181 event name (Catalog, Alarm, MobilePosition)"},
+        "active": {"type": "boolean", "description": "granted by the device and not expired"},
+        "wanted": {"type": "boolean", "description": "kept up (refreshed, renewed after re-registrations)"},
+        "expires": {"type": "integer", "description": "the Expires asked for, seconds"},
+        "interval": {"type": "integer", "nullable": True, "description": "mobile_position report interval, s"},
+        "expires_in": {"type": "number", "nullable": True, "description": "seconds left of the device's grant"},
+    },
+}
+_SUBSCRIPTION_OF_DEVICE = {
+    "type": "object",
+    "required": ["device_id", "kind", "event", "active", "wanted", "expires"],
+    "properties": {"device_id": {"type": "string"}, **_SUBSCRIPTION["properties"]},  # type: ignore[dict-item]
+}
 _TRANSPORT = {"type": "string", "enum": list(_TRANSPORTS), "default": "udp"}
 _STARTED_STREAM = {
     "type": "object",
@@ -292,6 +324,54 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
             requestBody=_body(_STREAM_BODY),
         )
     },
+    _BASE + "/{device_id}/subscriptions": {
+        "get": _op(
+            "gb28181ListSubscriptions",
+            "The device's catalog, alarm and mobile-position subscriptions, wanted or active (9.11).",
+            200,
+            {
+                "type": "object",
+                "required": ["device_id", "subscriptions"],
+                "properties": {
+                    "device_id": {"type": "string"},
+                    "subscriptions": {"type": "array", "items": _SUBSCRIPTION},
+                },
+            },
+            (404,),
+            parameters=[_DEVICE_ID],
+        ),
+        "post": _op(
+            "gb28181Subscribe",
+            "Subscribe to a device's catalog, alarm or mobile-position events; kept up from then on.",
+            201,
+            _SUBSCRIPTION_OF_DEVICE,
+            (400, 404, 409, 502, 504),
+            parameters=[_DEVICE_ID],
+            requestBody=_body(
+                {
+                    "kind": _KIND,
+                    "expires": {"type": "integer", "minimum": _MIN_EXPIRES, "maximum": _MAX_EXPIRES},
+                    "interval": {
+                        "type": "integer",
+                        "minimum": _MIN_INTERVAL,
+                        "maximum": _MAX_INTERVAL,
+                        "description": "mobile_position only: seconds between reports",
+                    },
+                },
+                ("kind",),
+            ),
+        ),
+    },
+    _BASE + "/{device_id}/subscriptions/{kind}": {
+        "delete": _op(
+            "gb28181Unsubscribe",
+            "End a subscription (SUBSCRIBE with Expires: 0 in its dialog) and stop keeping it up.",
+            204,
+            None,
+            (404,),
+            parameters=[_DEVICE_ID, _path_param("kind", "The subscription's kind.", _KIND)],
+        )
+    },
     "/api/video/gb28181/streams/{stream_id}": {
         "delete": _op(
             "gb28181StopStream",
@@ -306,7 +386,8 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
 
 
 def _documented(route: Route) -> Route:
-    route.openapi = OPENAPI_PATHS[route.path]  # type: ignore[attr-defined]
+    methods = route.methods or set()
+    route.openapi = {m: op for m, op in OPENAPI_PATHS[route.path].items() if m.upper() in methods}  # type: ignore[attr-defined]
     return route
 
 
@@ -524,6 +605,62 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
             {"stream_id": stream_id, "device_id": device_id, "channel_id": channel_id, "transport": transport}, 201
         )
 
+    def online_device_of(device_id: str) -> None:
+        device = platform.device(device_id)
+        if device is None:
+            raise HTTPException(404, f"no GB28181 device {device_id}")
+        if not device.online:
+            raise HTTPException(409, f"GB28181 device {device_id} is offline")
+
+    async def list_subscriptions(request: Request) -> JSONResponse:
+        device_id = request.path_params["device_id"]
+        if platform.device(device_id) is None:
+            raise HTTPException(404, f"no GB28181 device {device_id}")
+        now = trio.current_time()
+        items = [info.to_json(now) for info in platform.subscription_info(device_id)]
+        return JSONResponse({"device_id": device_id, "subscriptions": items})
+
+    async def subscribe(request: Request) -> JSONResponse:
+        device_id = request.path_params["device_id"]
+        body = await _json_body(request)
+        unknown = sorted(set(body) - {"kind", "expires", "interval"})
+        if unknown:
+            raise HTTPException(400, f"unknown fields {unknown}; expected kind, expires, interval")
+        kind = body.get("kind")
+        if not isinstance(kind, str) or kind not in SUBSCRIPTION_KINDS:
+            raise HTTPException(400, f"kind must be one of {list(SUBSCRIPTION_KINDS)}")
+        expires = _optional_int(body, "expires")
+        if expires is not None and not _MIN_EXPIRES <= expires <= _MAX_EXPIRES:
+            raise HTTPException(400, f"expires must be an integer {_MIN_EXPIRES}..{_MAX_EXPIRES} (seconds)")
+        interval = _optional_int(body, "interval")
+        if interval is not None and kind != "mobile_position":
+            raise HTTPException(400, "interval applies to mobile_position subscriptions only")
+        if interval is not None and not _MIN_INTERVAL <= interval <= _MAX_INTERVAL:
+            raise HTTPException(400, f"interval must be an integer {_MIN_INTERVAL}..{_MAX_INTERVAL} (seconds)")
+        online_device_of(device_id)
+        try:
+            info = await platform.subscribe(device_id, SUBSCRIPTION_KINDS[kind], expires=expires, interval=interval)
+        except DeviceNotFoundError as exc:
+            raise HTTPException(404, str(exc)) from None
+        except DeviceOfflineError as exc:
+            raise HTTPException(409, str(exc)) from None
+        except SubscriptionRefusedError as exc:
+            raise HTTPException(502, str(exc)) from None
+        except Gb28181Error as exc:
+            raise HTTPException(504, str(exc)) from None
+        return JSONResponse({"device_id": device_id, **info.to_json(trio.current_time())}, 201)
+
+    async def unsubscribe(request: Request) -> Response:
+        device_id = request.path_params["device_id"]
+        kind = request.path_params["kind"]
+        if platform.device(device_id) is None:
+            raise HTTPException(404, f"no GB28181 device {device_id}")
+        if kind not in SUBSCRIPTION_KINDS:
+            raise HTTPException(404, f"no subscription kind {kind!r}; expected one of {list(SUBSCRIPTION_KINDS)}")
+        if not await platform.unsubscribe(device_id, SUBSCRIPTION_KINDS[kind]):
+            raise HTTPException(404, f"device {device_id} has no {kind} subscription")
+        return Response(status_code=204)
+
     async def stop_stream(request: Request) -> Response:
         stream_id = request.path_params["stream_id"]
         engine = engine_of()
@@ -544,6 +681,9 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
         Route(base + "/{device_id}/records", list_records, methods=["GET"]),
         Route(base + "/{device_id}/playback", playback, methods=["POST"]),
         Route(base + "/{device_id}/live", live, methods=["POST"]),
+        Route(base + "/{device_id}/subscriptions", list_subscriptions, methods=["GET"]),
+        Route(base + "/{device_id}/subscriptions", subscribe, methods=["POST"]),
+        Route(base + "/{device_id}/subscriptions/{kind}", unsubscribe, methods=["DELETE"]),
         Route("/api/video/gb28181/streams/{stream_id}", stop_stream, methods=["DELETE"]),
     ]
     return [_documented(route) for route in routes]

@@ -8,7 +8,7 @@ import attrs
 
 from fluxkit.errors import FluxkitError
 
-__all__ = ["DeviceNotFoundError", "DeviceOfflineError", "Gb28181Error", "PlatformSettings"]
+__all__ = ["DeviceNotFoundError", "DeviceOfflineError", "Gb28181Error", "PlatformSettings", "SubscriptionRefusedError"]
 
 
 class Gb28181Error(FluxkitError):
@@ -21,6 +21,14 @@ class DeviceNotFoundError(Gb28181Error):
 
 class DeviceOfflineError(Gb28181Error):
     """The device is known but not online."""
+
+
+class SubscriptionRefusedError(Gb28181Error):
+    """The device refused a SUBSCRIBE (`status` is its SIP status)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @attrs.frozen(kw_only=True)
@@ -44,11 +52,15 @@ class PlatformSettings:
         nonce_ttl: seconds a Digest nonce stays valid.
         request_timeout: seconds to wait for a device's answer to a MESSAGE query.
         invite_timeout: seconds to wait for the final response to an INVITE.
+        tcp_connect_timeout: seconds to wait for a TCP connection the platform opens to a device registered over
+            TCP whose own connection has gone (to its Contact, else the address it registered from).
         media_timeout: seconds without media before a live stream is declared dead (the engine restarts it).
         assembly_deadline: seconds to wait for the remaining parts of a multi-part answer.
         catalog_on_register: query the catalog after each (re)registration.
         subscribe_events: the subscriptions (RFC 6665 SUBSCRIBE, GB/T 28181-2016 9.11) made to each device after
-            it (re)registers: any of "Catalog" and "Alarm" (empty: none). Refreshed at 3/4 of the granted Expires.
+            it first registers: any of "Catalog", "Alarm" and "MobilePosition" (empty: none). Refreshed at 3/4 of
+            the granted Expires and renewed after each re-registration; `Gb28181Platform.subscribe` /
+            `unsubscribe` (and the REST routes) change a device's set at run time.
         subscription_expires: the Expires asked for in those SUBSCRIBEs (seconds).
         charsets: per-device charset override for MANSCDP bodies (device ID -> codec name).
     """
@@ -68,6 +80,7 @@ class PlatformSettings:
     nonce_ttl: float = 300.0
     request_timeout: float = 10.0
     invite_timeout: float = 10.0
+    tcp_connect_timeout: float = 5.0
     media_timeout: float = 10.0
     assembly_deadline: float = 30.0
     catalog_on_register: bool = True

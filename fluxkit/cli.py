@@ -24,12 +24,14 @@ Exit status of `fluxkit inspect`:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from fluxkit.errors import ProtocolError
 
@@ -385,12 +387,208 @@ def _storage_command(args: argparse.Namespace) -> int:
         return EXIT_NOT_MEDIA
     if settings is None:  # plain local storage
         if action == "check":
-            return check_main(config.video.storage_path)
+            try:
+                return check_main(config.video.storage_path)
+            except KeyboardInterrupt:
+                return _storage_interrupted(action)
         print(f"storage {action}: no [video.storage] policy: local storage only, nothing to {action} "
               "(its index is reconciled with the files at start-up)")  # fmt: skip
         return EXIT_OK
-    run = {"check": tiers.check_main, "rebuild": tiers.rebuild_main, "migrate": tiers.migrate_main}[action]
-    return run(settings)
+    return _storage_tiers(settings, action)
+
+
+#: Exit status of a storage command stopped by Ctrl-C (128 + SIGINT, what shells report).
+EXIT_INTERRUPTED = 130
+
+#: What is kept when each storage command is interrupted, and how to go on.
+_STORAGE_RESUME = {
+    "check": "it changes nothing; run it again to check from the start",
+    "rebuild": "every copy indexed so far is kept; run it again to finish (it lists the backends again and "
+    "updates what is already indexed in place)",
+    "migrate": "every finished move is recorded; run it again to continue where it stopped",
+}
+
+
+def _storage_interrupted(action: str) -> int:
+    print(f"fluxkit storage {action}: interrupted; {_STORAGE_RESUME[action]}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+def _storage_tiers(settings: Any, action: str) -> int:
+    """Run `check`, `rebuild` or `migrate` on the configured policy storage, with progress on the terminal.
+
+    Progress goes to a bar on stderr when stderr is a terminal, else (logs, pipes) one line per update on stdout;
+    findings and the summary go to stdout either way. Ctrl-C (SIGINT) closes the storage and exits with
+    `EXIT_INTERRUPTED`: `check` and `rebuild` stop at once (safe anywhere: check changes nothing, rebuild
+    records each copy as it finds it); `migrate` finishes the segment it is moving (copy, verify, index, delete
+    the source) and stops before the next, so no copy is left half-moved; a second Ctrl-C stops it at once.
+    """
+    import signal
+
+    import trio
+
+    from fluxkit.errors import ConfigError
+    from fluxkit.storage.tiers import build_storage
+
+    async def _main(progress: _Progress) -> int:
+        async with build_storage(settings) as storage:
+            for name, error in storage.down.items():
+                print(f"backend {name} unavailable: {error}", flush=True)
+            if action == "rebuild":
+                n = await storage.rebuild(progress)
+                print(f"rebuild done: {n} copies indexed", flush=True)
+                return EXIT_OK if not storage.down else EXIT_UNREADABLE
+            if action == "migrate":
+                await storage.repair(progress)
+                n = await storage.migrate(progress)
+                print(f"migrate done: {n} segments moved", flush=True)
+                return EXIT_OK
+            report = await storage.check(progress=progress)
+            for line in report.lines():
+                print(line, flush=True)
+            if report.ok:
+                print(f"storage OK: {report.copies} copies checked", flush=True)
+                return EXIT_OK
+            return EXIT_UNREADABLE
+
+    async def _interruptible(progress: _Progress) -> int:
+        result = EXIT_INTERRUPTED  # unless the operation returns (it may finish after a first Ctrl-C)
+        with trio.open_signal_receiver(signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def _on_sigint() -> None:
+                    async for _ in signals:
+                        if action == "migrate" and not progress.stopping:
+                            progress.stopping = True  # the next progress call, between two segments, stops it
+                            print(f"fluxkit storage {action}: stopping after the current segment (Ctrl-C again to "
+                                  "stop at once)", file=sys.stderr, flush=True)  # fmt: skip
+                        else:
+                            nursery.cancel_scope.cancel()
+
+                nursery.start_soon(_on_sigint)
+                with contextlib.suppress(_Stopped):
+                    result = await _main(progress)
+                nursery.cancel_scope.cancel()
+        return result
+
+    try:
+        with _Progress.open(action) as progress:
+            status = trio.run(_interruptible, progress)
+    except (KeyboardInterrupt, BaseExceptionGroup) as exc:
+        if isinstance(exc, BaseExceptionGroup):  # a nursery (parallel copies) wraps Ctrl-C
+            interrupt, rest = exc.split(KeyboardInterrupt)
+            if interrupt is None or rest is not None:
+                raise
+        return _storage_interrupted(action)
+    except (OSError, ConfigError) as exc:
+        print(f"storage {action} failed: {exc}", flush=True)
+        return EXIT_UNREADABLE
+    return _storage_interrupted(action) if status == EXIT_INTERRUPTED else status
+
+
+class _Stopped(Exception):
+    """Raised by the progress callback once a stop was asked for: the operation ends between two items."""
+
+
+class _Progress:
+    """The `progress` callback of the storage operations: a line per update on stdout (`_Progress`), or a live bar
+    per phase on a terminal (`_BarProgress`).
+
+    The operations report text such as `migrate: 3/10 segments, 12.0 MB` or `rebuild hot: 50/200`; the first
+    `N/M` is the count, the words before it name the phase (one bar each). Callers that know their counts may pass
+    `done=` and `total=` instead of writing them into the text. Text without a count (a skipped blob, a summary)
+    is information, printed to stdout in both modes.
+
+    After `stopping` is set (Ctrl-C), the next call reports and then raises `_Stopped`: the operations call their
+    progress between two items, where stopping leaves nothing half done.
+    """
+
+    _COUNT = re.compile(r"(\d+)/(\d+)")
+    stopping = False
+
+    @staticmethod
+    def open(action: str) -> _Progress:
+        """The reporter for `fluxkit storage ACTION`: a bar when stderr is a terminal, lines otherwise."""
+        return _BarProgress(action) if sys.stderr.isatty() else _Progress()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __call__(self, message: str, *, done: int | None = None, total: int | None = None) -> None:
+        print(message, flush=True)
+        self._stop_if_asked()
+
+    def _stop_if_asked(self) -> None:
+        if self.stopping:
+            raise _Stopped
+
+
+class _BarProgress(_Progress):
+    """Live `rich` bars on stderr: phase, bar, done/total, percent, rate, elapsed, ETA."""
+
+    def __init__(self, action: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TaskID,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class _Rate(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                speed = task.finished_speed or task.speed
+                return Text("?/s" if speed is None else f"{speed:.1f}/s", style="progress.data.speed")
+
+        self.action = action
+        self._bar = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            _Rate(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[note]}"),
+            console=Console(file=sys.stderr),
+            # Our prints show above the bars when stdout is this terminal too; into the file when redirected.
+            redirect_stdout=sys.stdout.isatty(),
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> Self:
+        self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.stop()
+
+    def __call__(self, message: str, *, done: int | None = None, total: int | None = None) -> None:
+        match = self._COUNT.search(message)
+        if done is None or total is None:
+            if match is None:
+                print(message, flush=True)  # information, not a count (rich shows it above the bars)
+                self._stop_if_asked()
+                return
+            done, total = int(match.group(1)), int(match.group(2))
+        phase, note = (message[: match.start()], message[match.end() :]) if match else (message, "")
+        phase = phase.strip().rstrip(":").strip() or self.action
+        task = self._tasks.get(phase)
+        if task is None:
+            task = self._tasks[phase] = self._bar.add_task(phase, total=total, note="")
+        # Drawn now, not at the next tick: what is printed above the bars next must not come with a stale bar.
+        self._bar.update(task, completed=done, total=total, note=note.strip(" ,"), refresh=True)
+        self._stop_if_asked()
 
 
 def _config_validate(args: argparse.Namespace) -> int:

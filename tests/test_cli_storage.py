@@ -1,9 +1,16 @@
 """`fluxkit storage check|rebuild|migrate`: exit codes on a tiered local -> directory setup, every copy verified
-(presence, size, sha256), and plain local storage unchanged."""
+(presence, size, sha256), and plain local storage unchanged; progress bars on a real pty, plain lines otherwise;
+Ctrl-C (a real SIGINT to a subprocess) exits 130 with how to resume, and an interrupted migrate resumes."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +128,153 @@ def test_plain_local_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     for action in ("rebuild", "migrate"):
         assert main(["storage", action, "--data-dir", str(data)]) == 0
         assert "local storage only" in capsys.readouterr().out
+
+
+# -- progress bars on a terminal, Ctrl-C --------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+#: `fluxkit` with the third tier copy held until the file named by the first argument exists: the copy is made and
+#: indexed, its source not deleted yet (the window where stopping would leave a segment half moved).
+HOLD_THIRD_COPY = """
+import os, sys, trio
+from fluxkit.storage.tiers import TieredStorage
+go = sys.argv.pop(1)
+original = TieredStorage.copy
+copies = 0
+async def copy(self, *args):
+    global copies
+    await original(self, *args)
+    copies += 1
+    if copies == 3:
+        print("HELD", file=sys.stderr, flush=True)
+        while not os.path.exists(go):
+            await trio.sleep(0.01)
+TieredStorage.copy = copy
+from fluxkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+#: `fluxkit` whose directory backends never finish listing.
+HANG_LISTING = """
+import sys, trio
+from fluxkit.storage.tiers import DirStore
+async def list_blobs(self):
+    print("HELD", file=sys.stderr, flush=True)
+    await trio.sleep_forever()
+DirStore.list_blobs = list_blobs
+from fluxkit.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+class Child:
+    """`python -c CODE ARGS` with stdout on a pipe and stderr on a pipe or on a real pseudo-terminal."""
+
+    def __init__(self, code: str, args: list[str], *, tty: bool) -> None:
+        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "160"}
+        err: int = subprocess.PIPE
+        if tty:
+            master, err = os.openpty()
+        self.proc = subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=err)  # fmt: skip
+        if tty:
+            os.close(err)
+            self.fd = master
+        else:
+            assert self.proc.stderr is not None
+            self.fd = self.proc.stderr.fileno()
+        self.err = b""
+
+    def _read(self) -> bool:
+        ready, _, _ = select.select([self.fd], [], [], 60)  # a hang guard, not a timing assertion
+        assert ready, f"no output for 60 s: {self.err!r}"
+        try:
+            chunk = os.read(self.fd, 65536)
+        except OSError:  # EIO: the pty's other side is closed
+            chunk = b""
+        self.err += chunk
+        return bool(chunk)
+
+    def wait_for(self, text: str) -> None:
+        while text.encode() not in self.err:
+            assert self._read(), f"exited before {text!r}: {self.err!r}"
+
+    def finish(self) -> tuple[int, str, str]:
+        """(exit status, stdout, stderr without terminal escapes)."""
+        while self._read():
+            pass
+        if self.proc.stderr is None:
+            os.close(self.fd)  # the pty
+        out, _ = self.proc.communicate(timeout=60)  # (closes the pipes)
+        return self.proc.returncode, out.decode(), _ANSI.sub("", self.err.decode(errors="replace"))
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    datas = _record(cfg, 3)
+    code = "import sys; from fluxkit.cli import main; sys.exit(main(sys.argv[1:]))"
+    status, out, err = Child(code, ["storage", "migrate", "--config", str(cfg)], tty=True).finish()
+    assert status == 0, err
+    # The summary on stdout; the progress as a bar on the terminal, not as lines on stdout.
+    assert out == "migrate done: 3 segments moved\n"
+    assert "━" in err
+    assert re.search(r"migrate .*3/3 +100% +[0-9.]+/s +[0-9:]+ ETA [0-9:]+ +segments, 0\.0 MB", err), err
+    assert [p.read_bytes() for p in _files(tmp_path / "cold")] == datas
+    # Rebuild: one bar per backend listing.
+    (tmp_path / "data" / "storage-tiers" / INDEX_NAME).unlink()
+    status, out, err = Child(code, ["storage", "rebuild", "--config", str(cfg)], tty=True).finish()
+    assert status == 0, err
+    assert out.endswith("rebuild done: 3 copies indexed\n")
+    assert "3/3" not in out
+    assert re.search(r"rebuild cold .*3/3 +100%", err), err
+
+
+@pytest.mark.parametrize("tty", [False, True], ids=["lines", "bar"])
+def test_ctrl_c_stops_migrate_between_segments_and_it_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tty: bool
+) -> None:
+    cfg = _config(tmp_path)
+    datas = _record(cfg, 5)
+    go = tmp_path / "go"
+    child = Child(HOLD_THIRD_COPY, [str(go), "storage", "migrate", "--config", str(cfg)], tty=tty)
+    child.wait_for("HELD")
+    child.proc.send_signal(signal.SIGINT)
+    child.wait_for("stopping after the current segment")
+    go.touch()  # the third move completes (its source deleted), then the command stops
+    status, out, err = child.finish()
+    assert status == 130
+    assert "fluxkit storage migrate: interrupted; every finished move is recorded; run it again to continue" in err
+    assert "migrate done" not in out
+    if not tty:
+        assert out.splitlines() == [f"migrate: {i}/5 segments, 0.0 MB" for i in (1, 2, 3)]
+    assert len(_files(tmp_path / "data" / "recordings")) == 2
+    assert len(_files(tmp_path / "cold")) == 3
+    # Run again: it continues with the two left, nothing copied twice, nothing left behind.
+    assert main(["storage", "migrate", "--config", str(cfg)]) == 0
+    assert "migrate: 2/2 segments" in capsys.readouterr().out
+    assert _files(tmp_path / "data" / "recordings") == []
+    assert [p.read_bytes() for p in _files(tmp_path / "cold")] == datas
+    assert main(["storage", "check", "--config", str(cfg)]) == 0
+    assert "storage OK: 5 copies checked" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("action", ["check", "rebuild"])
+def test_ctrl_c_stops_check_and_rebuild_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], action: str
+) -> None:
+    cfg = _config(tmp_path)
+    _record(cfg, 2)
+    child = Child(HANG_LISTING, ["storage", action, "--config", str(cfg)], tty=False)
+    child.wait_for("HELD")
+    child.proc.send_signal(signal.SIGINT)
+    status, _out, err = child.finish()
+    assert status == 130
+    expected = {"check": "it changes nothing; run it again to check from the start",
+                "rebuild": "every copy indexed so far is kept; run it again to finish"}  # fmt: skip
+    assert f"fluxkit storage {action}: interrupted; {expected[action]}" in err
+    assert "Traceback" not in err
+    # Nothing was harmed: the same command runs to the end.
+    assert main(["storage", action, "--config", str(cfg)]) == 0
+    assert "2 copies" in capsys.readouterr().out

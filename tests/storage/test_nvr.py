@@ -4,6 +4,8 @@ REST app serving `nvr_routes`; faults (500s, the central down, a connection drop
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +15,7 @@ import httpx
 import pytest
 import trio
 
+from fluxkit.api import openapi_document
 from fluxkit.storage import FinishedSegment, LocalStorage
 from fluxkit.storage.tiers import (
     BufferedStorage,
@@ -23,6 +26,7 @@ from fluxkit.storage.tiers import (
     TierError,
     nvr_routes,
 )
+from fluxkit.storage.tiers._nvr import UPLOADS_DIR_NAME, NvrUploads
 from tests.api.helpers import TOKEN, running_api
 
 T0 = 1_700_000_000_000_000  # µs
@@ -92,9 +96,11 @@ class _Stream(httpx.AsyncByteStream):
 
 
 @asynccontextmanager
-async def central(tmp_path: Path) -> AsyncIterator[tuple[LocalStorage, int]]:
-    async with LocalStorage(tmp_path / "central") as storage:
-        routes = tuple(nvr_routes(storage))
+async def central(
+    tmp_path: Path, storage_class: type[LocalStorage] = LocalStorage, **route_kw: Any
+) -> AsyncIterator[tuple[LocalStorage, int]]:
+    async with storage_class(tmp_path / "central") as storage:
+        routes = tuple(nvr_routes(storage, **route_kw))
         async with running_api(lambda _engine: {"storage": storage, "extra_routes": routes}, token=TOKEN) as api:
             yield storage, api.port
 
@@ -218,3 +224,136 @@ async def test_tiered_hot_to_central_migration(tmp_path: Path) -> None:
                 assert all(r.path.startswith("central:") for r in query.segments)
                 assert [(await storage.fetch_to_cache(r)).read_bytes() for r in query.segments] == [d for _s, d in segs]
                 assert (await storage.check()).ok
+
+
+# -- abandoned uploads, OpenAPI, deletion through the storage's public method ------------------------------------
+
+
+class FakeWallClock:
+    def __init__(self) -> None:
+        self.now = T0 / 1e6 + 86_400
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def upload_params(seg: FinishedSegment) -> dict[str, str]:
+    return {"key": f"cam1/x/y/{seg.final_path.name}", "start": str(seg.start_us),
+            "end": str(seg.start_us + seg.media_us), "sha256": seg.sha256, "size": str(seg.size)}  # fmt: skip
+
+
+async def post_chunk(client: httpx.AsyncClient, seg: FinishedSegment, data: bytes, first: int, last: int) -> int:
+    """POST bytes first..last of the segment; returns the bytes the server says it holds."""
+    cr = f"bytes {first}-{last}/{seg.size}" if last >= first else f"bytes */{seg.size}"
+    r = await client.post("/api/v1/recordings/cam1", params=upload_params(seg), content=data[first : last + 1],
+                          headers={"Content-Range": cr})  # fmt: skip
+    assert r.status_code == 308, r.text
+    return int(r.headers["range"].split("-")[1]) + 1 if "range" in r.headers else 0
+
+
+@pytest.mark.trio
+async def test_abandoned_uploads_are_removed_and_the_client_starts_over(tmp_path: Path) -> None:
+    clock = FakeWallClock()
+    with trio.fail_after(30):
+        async with LocalStorage(tmp_path / "central") as storage:
+            uploads = NvrUploads(storage, max_age=600, sweep_interval=3600, wall_clock=clock)
+            routes = tuple(nvr_routes(storage, uploads=uploads))
+            async with running_api(lambda _e: {"storage": storage, "extra_routes": routes}, token=TOKEN) as api:
+                (old, old_data), (new, new_data) = make_segment(storage, 0), make_segment(storage, 1)
+                # The first request sweeps (nothing yet), then both uploads stop half way.
+                assert await post_chunk(api.client, old, old_data, 0, 999) == 1000
+                assert await post_chunk(api.client, new, new_data, 0, 1999) == 2000
+                files = sorted((tmp_path / "central" / UPLOADS_DIR_NAME / "cam1").iterdir())
+                assert [f.name for f in files] == [f"2023-11-14T22_{s.final_path.name}.upload" for s in (old, new)]
+                os.utime(files[0], (clock.now - 601, clock.now - 601))  # no byte for longer than max_age
+                os.utime(files[1], (clock.now - 599, clock.now - 599))
+                # Not swept before sweep_interval: the old upload still resumes.
+                assert await post_chunk(api.client, old, old_data, 0, -1) == 1000
+                os.utime(files[0], (clock.now - 601, clock.now - 601))
+                clock.now += 3600  # a request after sweep_interval sweeps; ages count from this new now
+                os.utime(files[1], (clock.now - 10, clock.now - 10))
+                assert await post_chunk(api.client, new, new_data, 0, -1) == 2000
+                assert not files[0].exists()
+                assert files[1].exists()
+                assert uploads.removed == 1
+                # The abandoned one is asked about again: nothing held, the client sends it whole, nothing lost.
+                assert await post_chunk(api.client, old, old_data, 0, -1) == 0
+                nvr = edge_store(api.port)
+                await nvr.open()
+                for seg, _data in ((old, old_data), (new, new_data)):
+                    await nvr.put_file(upload_params(seg)["key"], seg.partial_path, size=seg.size, sha256=seg.sha256,
+                                       metadata={"stream": "cam1", "start-us": str(seg.start_us),
+                                                 "media-us": str(seg.media_us)})  # fmt: skip
+                await nvr.aclose()
+                stored = (await storage.query_segments("cam1", 0, 4e9)).segments
+                assert [Path(r.path).read_bytes() for r in stored] == [old_data, new_data]
+                assert list(files[0].parent.iterdir()) == []  # finished uploads leave nothing behind
+
+
+@pytest.mark.trio
+async def test_upload_sweeper_runs_at_start_and_periodically(tmp_path: Path) -> None:
+    clock = FakeWallClock()
+    async with LocalStorage(tmp_path / "central") as storage:
+        uploads = NvrUploads(storage, max_age=60, sweep_interval=0.01, wall_clock=clock)
+        stale = uploads.path("cam1", T0, "a.mp4")
+        later = uploads.path("cam2", T0, "b.mp4")
+        fresh = uploads.path("cam1", T0 + 2_000_000, "c.mp4")
+        for path in (stale, later, fresh):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"x" * 10)
+            os.utime(path, (clock.now - 30, clock.now - 30))
+        os.utime(stale, (clock.now - 61, clock.now - 61))
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(uploads.run)
+                assert not stale.exists()  # swept before started()
+                assert later.exists()
+                assert fresh.exists()
+                os.utime(later, (clock.now - 61, clock.now - 61))
+                while later.exists():  # noqa: ASYNC110  (the next periodic sweep takes it; nothing to wait on)
+                    await trio.sleep(0.01)
+                assert fresh.exists()
+                assert uploads.removed == 2
+                nursery.cancel_scope.cancel()
+    assert not (tmp_path / "central" / "cam1").exists()  # outside the recordings: reconcile never sees them
+    with pytest.raises(ValueError):
+        NvrUploads(storage, sweep_interval=0)
+
+
+def test_openapi_one_template_per_path() -> None:
+    doc = openapi_document(nvr_routes(LocalStorage("/nonexistent")))
+    templates = [re.sub(r"{\w+}", "{}", path) for path in doc["paths"]]
+    assert len(templates) == len(set(templates))  # no two paths that one URL template could match
+    item = doc["paths"]["/api/v1/recordings/{id}"]
+    assert set(item) == {"get", "post", "delete"}
+    described = {m: [p["description"] for p in op["parameters"] if p["in"] == "path"] for m, op in item.items()}
+    assert "stream" in described["get"][0]
+    assert "stream" in described["post"][0]
+    assert "record" in described["delete"][0]
+    assert "/api/v1/recordings/{id}/playback" in doc["paths"]
+
+
+class PublicDeleteStorage(LocalStorage):
+    """A storage with the public `delete_segments` the NVR delete should use."""
+
+    deleted: list[int] = []  # noqa: RUF012  (one test)
+
+    async def delete_segments(self, ids: list[int]) -> list[Any]:
+        self.deleted.extend(ids)
+        return await self.cleanup_expired(max_age=None)  # (stand-in) only records the call
+
+
+@pytest.mark.trio
+async def test_delete_goes_through_the_public_storage_method(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with central(tmp_path, PublicDeleteStorage) as (storage, port):
+            nvr = edge_store(port)
+            await nvr.open()
+            seg, _data = make_segment(storage, 0)
+            key = f"cam1/2023-11-14/22/{seg.final_path.name}"
+            meta = {"stream": "cam1", "start-us": str(seg.start_us), "media-us": "2000000"}
+            await nvr.put_file(key, seg.partial_path, size=seg.size, sha256=seg.sha256, metadata=meta)
+            (record,) = (await storage.query_segments("cam1", 0, 4e9)).segments
+            await nvr.delete(key)
+            assert PublicDeleteStorage.deleted == [record.id]
+            await nvr.aclose()

@@ -26,7 +26,9 @@ how much it holds and continues from there. Downloads go to a temporary file, re
 connection, and are verified against the listed sha256 before they are renamed into place.
 
 Each route of `nvr_routes` carries its OpenAPI operations in an `openapi` attribute (`OPENAPI_PATHS`), merged by
-the API app into `/api/openapi.json`.
+the API app into `/api/openapi.json`. `{stream_id}` (GET, POST) and `{id}` (DELETE) are the same URL template, so
+the document has one path `/api/v1/recordings/{id}` whose `id` each operation describes (a stream id for GET and
+POST, a record's id for DELETE); the server tells them apart by the method, as before.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ import errno
 import logging
 import os
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -52,7 +55,16 @@ from fluxkit.storage._mux import FinishedSegment
 
 from ._stores import BlobInfo, TierError, sha256_file
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "OPENAPI_PATHS", "NvrStorage", "nvr_routes"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_UPLOAD_MAX_AGE",
+    "DEFAULT_UPLOAD_SWEEP_INTERVAL",
+    "OPENAPI_PATHS",
+    "UPLOADS_DIR_NAME",
+    "NvrStorage",
+    "NvrUploads",
+    "nvr_routes",
+]
 
 _log = logging.getLogger("fluxkit.storage.tiers")
 
@@ -62,6 +74,12 @@ DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 DEFAULT_TIMEOUT = 30.0
 #: Retries of a failed request (after the first try).
 DEFAULT_RETRIES = 5
+#: Seconds after its last received byte that an unfinished upload is abandoned and removed (server side).
+DEFAULT_UPLOAD_MAX_AGE = 24 * 3600.0
+#: Seconds between two sweeps for abandoned uploads (server side).
+DEFAULT_UPLOAD_SWEEP_INTERVAL = 3600.0
+#: Directory under the serving storage's root that holds unfinished uploads.
+UPLOADS_DIR_NAME = ".nvr-uploads"
 API = "/api/v1/recordings"
 _RANGE_RE = re.compile(r"bytes=0-(\d+)")
 _CONTENT_RANGE_RE = re.compile(r"bytes (?:(\d+)-(\d+)|\*)/(\d+)")
@@ -443,6 +461,15 @@ async def _local_file(storage: Any, record: SegmentRecord) -> Path:
 
 
 async def _delete_segment(storage: Any, seg_id: int) -> None:
+    """Delete one segment, every copy, in the storage's crash-safe order.
+
+    Through the storage's public `delete_segments(ids)`; the fallback below reaches into the two storages' private
+    index access (their serialized `_db` / `_run`), only for storages without that method.
+    """
+    delete_segments = getattr(storage, "delete_segments", None)
+    if delete_segments is not None:
+        await delete_segments([seg_id])
+        return
     from ._managed import ManagedStorage
 
     if isinstance(storage, ManagedStorage):
@@ -453,6 +480,111 @@ async def _delete_segment(storage: Any, seg_id: int) -> None:
     if delete is None:
         raise TierError(errno.EOPNOTSUPP, "this storage cannot delete single segments")
     await storage._run(delete, [seg_id])
+
+
+class NvrUploads:
+    """The unfinished uploads of an NVR server, and the removal of those a client abandoned.
+
+    A partial upload is `<storage.root>/.nvr-uploads/<stream>/<day>T<hour>_<name>.upload`: on the storage's file
+    system (the finished file is renamed into place), outside the recordings that the storage reconciles (a dot
+    directory), and in one directory per stream, so a sweep lists only uploads, never the recordings. An upload that
+    received no byte for `max_age` seconds is removed (a client that comes back later is told it holds nothing and
+    starts over, so nothing is lost): by `run()` at start and every `sweep_interval` seconds, and by the routes of
+    `nvr_routes` on a request when no sweep ran for `sweep_interval` (so a server without `run()` sweeps too).
+    An upload being written is never removed: the sweep takes the same per-upload lock as the request.
+
+    Args:
+        storage: the serving storage (`LocalStorage` or `ManagedStorage`: its `root`).
+        max_age: seconds since its last byte after which an unfinished upload is abandoned.
+        sweep_interval: seconds between sweeps.
+        wall_clock: epoch seconds now (compared with file modification times); injectable for tests.
+    """
+
+    def __init__(
+        self,
+        storage: Any,
+        *,
+        max_age: float = DEFAULT_UPLOAD_MAX_AGE,
+        sweep_interval: float = DEFAULT_UPLOAD_SWEEP_INTERVAL,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if max_age < 0 or sweep_interval <= 0:
+            raise ValueError(f"max_age must be >= 0 and sweep_interval > 0, not {max_age}, {sweep_interval}")
+        self.directory = Path(storage.root) / UPLOADS_DIR_NAME
+        self.max_age, self.sweep_interval = max_age, sweep_interval
+        self._wall_clock = wall_clock
+        self._locks: dict[Path, trio.Lock] = {}
+        self._last_sweep: float | None = None
+        #: Abandoned uploads removed so far (statistics, tests).
+        self.removed = 0
+
+    def path(self, stream_id: str, start_us: int, name: str) -> Path:
+        """Where the upload of segment `name` of `stream_id` starting at `start_us` is assembled."""
+        day, hour, _name = segment_name(start_us)
+        return self.directory / stream_id / f"{day}T{hour}_{name}.upload"
+
+    def lock(self, path: Path) -> trio.Lock:
+        """The lock that serializes every request (and the sweep) on one upload."""
+        return self._locks.setdefault(path, trio.Lock())
+
+    def forget(self, path: Path) -> None:
+        """Drop the lock of a finished or removed upload unless a request holds or awaits it."""
+        lock = self._locks.get(path)
+        if lock is not None and not lock.locked() and not lock.statistics().tasks_waiting:
+            del self._locks[path]
+
+    def _stale(self, now: float) -> list[Path]:
+        """Uploads whose last byte is `max_age` old (blocking: lists the uploads directory)."""
+        out: list[Path] = []
+        try:
+            streams = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return out
+        for stream in streams:
+            if not stream.is_dir(follow_symlinks=False):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(stream.path):
+                    if entry.name.endswith(".upload") and now - entry.stat().st_mtime >= self.max_age:
+                        out.append(Path(entry.path))
+        return out
+
+    async def sweep(self, *, now: float | None = None) -> list[Path]:
+        """Remove the abandoned uploads now; returns their paths."""
+        now = self._wall_clock() if now is None else now
+        self._last_sweep = now
+        removed: list[Path] = []
+        for path in await trio.to_thread.run_sync(self._stale, now):
+            async with self.lock(path):  # not while a request appends to it
+                try:
+                    mtime = (await trio.to_thread.run_sync(path.stat)).st_mtime
+                    if now - mtime < self.max_age:  # a byte arrived since it was listed
+                        continue
+                    await trio.to_thread.run_sync(path.unlink)
+                except FileNotFoundError:
+                    continue
+            self.forget(path)
+            removed.append(path)
+            self.removed += 1
+            _log.info("nvr: removed abandoned upload %s (no byte for %.0f s)", path.name, now - mtime)
+        return removed
+
+    async def sweep_if_due(self) -> None:
+        """Sweep unless one ran within `sweep_interval` (a request's housekeeping)."""
+        now = self._wall_clock()
+        if self._last_sweep is None or now - self._last_sweep >= self.sweep_interval:
+            await self.sweep(now=now)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Sweep at start, then every `sweep_interval` seconds, until cancelled (`await nursery.start(x.run)`)."""
+        await self.sweep()
+        task_status.started()
+        while True:
+            await trio.sleep(self.sweep_interval)
+            try:
+                await self.sweep()
+            except OSError as exc:  # a transient file system error: the next sweep tries again
+                _log.warning("nvr: sweeping abandoned uploads failed: %s", exc)
 
 
 # -- OpenAPI (merged into the API app's document; `Error` and the bearer scheme live there) ------------------------
@@ -512,8 +644,14 @@ _RANGE_PARAMS = [
     _nvr_param("start", "query", "Start of the range (default: the epoch).", _US_TIME, False),
     _nvr_param("end", "query", "End of the range (default: far future).", _US_TIME, False),
 ]
-_NVR_STREAM_ID = _nvr_param("stream_id", "path", "The stream's id.", {"type": "string", "maxLength": 128}, True)
-_REC_ID = _nvr_param("rec_id", "path", "A record's opaque `id`.", {"type": "string"}, True)
+# `/api/v1/recordings/{stream_id}` (GET, POST) and `/api/v1/recordings/{rec_id}` (DELETE) are one URL template with
+# two meanings of its last segment; OpenAPI needs one template per path, so both are `{id}`, described per method
+# (the wire protocol is unchanged: the server tells them apart by the method).
+_NVR_STREAM_ID = _nvr_param(
+    "id", "path", "GET and POST: the stream's id (not a record's).", {"type": "string", "maxLength": 128}, True
+)
+_REC_ID = _nvr_param("id", "path", "DELETE and playback: a record's opaque `id` (from a listing).", {"type": "string"},
+                     True)  # fmt: skip
 _RANGE_HEADER = {"Range": {"schema": {"type": "string", "example": "bytes=0-1048575"}, "required": False}}
 _MP4 = {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}
 _SHA_HEADER = {"X-Content-SHA256": {"schema": {"type": "string"}}}
@@ -526,7 +664,7 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
             parameters=_RANGE_PARAMS,
         )
     },
-    API + "/{rec_id}/playback": {
+    API + "/{id}/playback": {
         "get": _nvr_op(
             "nvrDownload",
             "The segment's bytes (Range requests answered with 206).",
@@ -538,23 +676,24 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
             parameters=[_REC_ID],
         )
     },
-    API + "/{rec_id}": {
+    API + "/{id}": {
         "delete": _nvr_op(
-            "nvrDelete", "Delete one segment.", {"204": {"description": "Deleted."}}, (404, 503), parameters=[_REC_ID]
-        )
-    },
-    API + "/{stream_id}": {
+            "nvrDelete", "Delete one segment (`id` is a record's id).", {"204": {"description": "Deleted."}},
+            (404, 503), parameters=[_REC_ID],
+            description="Here `id` is a record's opaque `id`; with GET and POST the same path segment is a stream id.",
+        ),
         "get": _nvr_op(
             "nvrListStream",
-            "The stream's records overlapping the range.",
+            "The stream's records overlapping the range (`id` is a stream id).",
             _records_ok("stream_id", "recordings"),
             (400,),
             parameters=[_NVR_STREAM_ID, *_RANGE_PARAMS],
+            description="Here `id` is a stream id; with DELETE the same path segment is a record's id.",
         ),
         "post": _nvr_op(
             "nvrUpload",
-            "Upload one segment in resumable chunks (`Content-Range: bytes A-B/SIZE`; `bytes */SIZE` with an empty "
-            "body asks how much is held).",
+            "Upload one segment of stream `id` in resumable chunks (`Content-Range: bytes A-B/SIZE`; `bytes */SIZE` "
+            "with an empty body asks how much is held).",
             {
                 "200": {"description": "Already stored (a retried upload).", "content": {_JSON: {"schema": _RECORD}}},
                 "201": {"description": "Stored.", "content": {_JSON: {"schema": _RECORD}}},
@@ -578,16 +717,22 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                            {"type": "string", "example": "bytes 0-1048575/5242880"}, True),
             ],
             requestBody={"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            description="Here `id` is a stream id; with DELETE the same path segment is a record's id.",
         ),
     },
 }  # fmt: skip
 
 
-def nvr_routes(storage: Any) -> list[Route]:
+def nvr_routes(storage: Any, *, uploads: NvrUploads | None = None) -> list[Route]:
     """The NVR protocol (see the module docstring) served from `storage` (a `LocalStorage` or `ManagedStorage`,
     open). Mount inside the REST app (`ApiServices(extra_routes=...)`): its bearer-token middleware guards them.
+
+    Args:
+        storage: where uploaded segments are stored and listed from.
+        uploads: the unfinished uploads (its `max_age` and sweeps); default `NvrUploads(storage)`. Pass the one
+            whose `run()` the app starts, so that abandoned uploads are also removed at start.
     """
-    locks: dict[str, trio.Lock] = {}
+    uploads = NvrUploads(storage) if uploads is None else uploads
 
     def _params(request: Request) -> dict[str, Any]:
         q = request.query_params
@@ -618,23 +763,27 @@ def nvr_routes(storage: Any) -> list[Route]:
 
     async def upload(request: Request) -> Response:
         try:
-            stream = validate_stream_id(request.path_params["stream_id"])
+            stream = validate_stream_id(request.path_params["id"])
             p = _params(request)
         except (ValueError, Exception) as exc:  # validate_stream_id raises LocalProtocolError
             return _error(400, str(exc))
         match = _CONTENT_RANGE_RE.fullmatch(request.headers.get("content-range", "").strip())
         if match is None or int(match.group(3)) != p["size"]:
             return _error(400, "Content-Range: bytes A-B/SIZE (or bytes */SIZE) with SIZE = size is required")
-        day, hour, _name = segment_name(p["start_us"])
-        lock = locks.setdefault(f"{stream}/{day}/{hour}/{p['name']}", trio.Lock())
-        async with lock:
+        await uploads.sweep_if_due()
+        upload_path = uploads.path(stream, p["start_us"], p["name"])
+        async with uploads.lock(upload_path):
             existing = await _existing(stream, p)
             if existing is not None:
                 return JSONResponse(_record_json(existing), 200)
             final, _partial = await trio.to_thread.run_sync(storage.segment_paths, stream, p["start_us"])
             final = final.with_name(p["name"])
-            upload_path = final.with_name(f".{p['name']}.upload")
-            held = await trio.to_thread.run_sync(lambda: upload_path.stat().st_size if upload_path.exists() else 0)
+
+            def _held() -> int:
+                upload_path.parent.mkdir(parents=True, exist_ok=True)
+                return upload_path.stat().st_size if upload_path.exists() else 0
+
+            held = await trio.to_thread.run_sync(_held)
             if match.group(1) is not None:
                 first, last = int(match.group(1)), int(match.group(2))
                 if first != held or last < first or last >= p["size"]:
@@ -665,8 +814,8 @@ def nvr_routes(storage: Any) -> list[Route]:
                 record = await storage.save_segment(segment)
             except OSError as exc:
                 return _error(503, f"storing the segment failed: {exc}")
-            locks.pop(f"{stream}/{day}/{hour}/{p['name']}", None)
-            return JSONResponse(_record_json(record), 201)
+        uploads.forget(upload_path)
+        return JSONResponse(_record_json(record), 201)
 
     def _range(request: Request) -> tuple[int, int]:
         q = request.query_params
@@ -674,7 +823,7 @@ def nvr_routes(storage: Any) -> list[Route]:
 
     async def list_stream(request: Request) -> Response:
         try:
-            stream = validate_stream_id(request.path_params["stream_id"])
+            stream = validate_stream_id(request.path_params["id"])
             start_us, end_us = _range(request)
         except (ValueError, Exception) as exc:
             return _error(400, str(exc))
@@ -691,7 +840,7 @@ def nvr_routes(storage: Any) -> list[Route]:
 
     async def playback(request: Request) -> Response:
         try:
-            record = await _by_id(storage, request.path_params["rec_id"])
+            record = await _by_id(storage, request.path_params["id"])
         except Exception:  # a bad stream id in the opaque id
             record = None
         if record is None:
@@ -704,7 +853,7 @@ def nvr_routes(storage: Any) -> list[Route]:
 
     async def delete(request: Request) -> Response:
         try:
-            record = await _by_id(storage, request.path_params["rec_id"])
+            record = await _by_id(storage, request.path_params["id"])
         except Exception:
             record = None
         if record is None:
@@ -722,9 +871,9 @@ def nvr_routes(storage: Any) -> list[Route]:
 
     routes = [
         route(API, list_all, "GET"),
-        route(API + "/{rec_id}/playback", playback, "GET"),
-        route(API + "/{rec_id}", delete, "DELETE"),
-        route(API + "/{stream_id}", upload, "POST"),
-        route(API + "/{stream_id}", list_stream, "GET"),
+        route(API + "/{id}/playback", playback, "GET"),
+        route(API + "/{id}", delete, "DELETE"),
+        route(API + "/{id}", upload, "POST"),
+        route(API + "/{id}", list_stream, "GET"),
     ]
     return routes

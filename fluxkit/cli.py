@@ -148,7 +148,8 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="imitate a vendor quirk: hik_psm, gb2312_bare_amp, ssrc_zero, slow_200, restart (repeatable)",
+        help="imitate a vendor quirk: hik_psm, gb2312_bare_amp, ssrc_zero, slow_200, restart, ignore_scale "
+        "(repeatable)",
     )
     simdev.set_defaults(handler=_sim_device)
 
@@ -180,16 +181,28 @@ def _build_parser() -> argparse.ArgumentParser:
             "unless --no-demo). `q` quits. Needs the `tui` extra (textual)."
         ),
     )
-    where = console.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="the fluxkit REST API, e.g. http://127.0.0.1:8080 (remote mode)")
-    where.add_argument("--embedded", action="store_true", help="run fluxkit in-process (with the demo cameras)")
-    console.add_argument("--token", help="the API bearer token (remote mode; default: $FLUXKIT_TOKEN)")
-    console.add_argument("--config", metavar="FILE", help="TOML configuration file (embedded mode)")
-    console.add_argument("--data-dir", metavar="DIR", help="data directory (embedded mode)")
-    console.add_argument("--no-demo", action="store_true", help="embedded mode without the demo cameras")
-    console.add_argument("--export-dir", metavar="DIR", help="where recording exports are written (default: here)")
+    add_console_arguments(console)
     console.set_defaults(handler=_console)
     return parser
+
+
+def add_console_arguments(parser: argparse.ArgumentParser) -> None:
+    """The console's options, for `fluxkit console` and `fluxkit-console` alike (defined here because fluxkit
+    must describe them without importing the optional console package)."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", help="the fluxkit REST API, e.g. http://127.0.0.1:8080 (remote mode)")
+    where.add_argument("--embedded", action="store_true", help="run fluxkit in-process (with the demo cameras)")
+    parser.add_argument("--token", help="the API bearer token (remote mode; default: $FLUXKIT_TOKEN)")
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration file (embedded mode)")
+    parser.add_argument("--data-dir", metavar="DIR", help="data directory (embedded mode)")
+    parser.add_argument("--no-demo", action="store_true", help="embedded mode without the demo cameras")
+    parser.add_argument("--export-dir", metavar="DIR", help="where recording exports are written (default: here)")
+    parser.add_argument(
+        "--graphics",
+        choices=("auto", "kitty", "sixel", "halfblock"),
+        help="how snapshots are drawn: a terminal image protocol (kitty, sixel) or half-blocks; default: "
+        "$FLUXKIT_CONSOLE_GRAPHICS, else what the terminal supports (auto)",
+    )
 
 
 def _console(args: argparse.Namespace) -> int:

@@ -24,8 +24,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from fluxkit.cli import add_console_arguments
+
 from .backend import Backend, BackendError, EventLine, RemoteBackend, StreamStatus
-from .graphics import GRAPHICS, Graphics, detect_graphics
+from .graphics import Graphics, detect_graphics
 from .messages import BackendFailed, EventReceived, StreamsUpdated
 from .screens.details import DetailsScreen
 from .screens.devices import DevicesScreen
@@ -260,21 +262,8 @@ def build_parser(prog: str = "fluxkit-console") -> argparse.ArgumentParser:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the console's options to `parser`."""
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", help="the fluxkit REST API, e.g. http://127.0.0.1:8080 (remote mode)")
-    where.add_argument("--embedded", action="store_true", help="run fluxkit in-process (with the demo cameras)")
-    parser.add_argument("--token", help="the API bearer token (remote mode; default: $FLUXKIT_TOKEN)")
-    parser.add_argument("--config", metavar="FILE", help="TOML configuration file (embedded mode)")
-    parser.add_argument("--data-dir", metavar="DIR", help="data directory (embedded mode)")
-    parser.add_argument("--no-demo", action="store_true", help="embedded mode without the demo cameras")
-    parser.add_argument("--export-dir", metavar="DIR", help="where exports are written (default: here)")
-    parser.add_argument(
-        "--graphics",
-        choices=GRAPHICS,
-        help="how snapshots are drawn: a terminal image protocol (kitty, sixel) or half-blocks; default: "
-        "$FLUXKIT_CONSOLE_GRAPHICS, else what the terminal supports (auto)",
-    )
+    """Add the console's options to `parser` (one definition, shared with `fluxkit console`)."""
+    add_console_arguments(parser)
 
 
 def run_console(args: argparse.Namespace) -> int:

@@ -1,9 +1,16 @@
-"""Events of the GB28181 platform (`Gb28181Platform.events()`)."""
+"""Events of the GB28181 platform: on `Gb28181Platform.events()` and on the engine's event feed.
+
+Strategy: every event is an `EngineEvent`, so the platform hands each one both to its own listeners and, when it
+has an engine, to `VideoEngine.events()` (and from there to the `/api/video/events` WebSocket, serialized like any
+engine event). Device events are about no engine stream: their `stream_id` is "" (a `?stream_id=` filter of the
+feed leaves them out); `ScaleMismatchDetected` is about a playback stream and carries its id.
+"""
 
 from __future__ import annotations
 
 import attrs
 
+from fluxkit.engine import EngineEvent
 from fluxkit.protocols.manscdp import Alarm, MediaStatus, MobilePosition
 
 from ._registry import ChannelRecord
@@ -16,22 +23,24 @@ __all__ = [
     "Gb28181Event",
     "MediaStatusReceived",
     "MobilePositionReceived",
+    "ScaleMismatchDetected",
 ]
 
 Addr = tuple[str, int]
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class Gb28181Event:
-    """Base of the platform's events (`Gb28181Platform.events()`).
+class Gb28181Event(EngineEvent):
+    """Base of the platform's events (`Gb28181Platform.events()`, and the engine's feed when there is an engine).
 
     Attributes:
         device_id: the device it is about.
         time: `trio.current_time()` when it happened.
+        stream_id: the engine stream it is about; "" for device events (about no stream).
     """
 
+    stream_id: str = ""
     device_id: str
-    time: float
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -77,3 +86,21 @@ class MediaStatusReceived(Gb28181Event):
     """A MediaStatus notify (121: a playback or download reached the end of the file)."""
 
     status: MediaStatus
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class ScaleMismatchDetected(Gb28181Event):
+    """A device playing a recording back sends at another speed than the MANSCDP Scale asked for (many NVRs answer
+    200 to Scale and go on at 1x; Appendix B). Emitted once per playback session (INVITE) of a `Gb28181Source`;
+    from then on its timestamps follow the observed rate.
+
+    Attributes:
+        stream_id: the engine stream of the playback.
+        channel_id: the channel played back.
+        requested: the speed asked for.
+        observed: the speed measured from the device's sending rate.
+    """
+
+    channel_id: str
+    requested: float
+    observed: float

@@ -40,12 +40,13 @@ a sliding window of the last `_RATE_WINDOW` seconds (one sample per received bat
 of it (0.25 .. 16; receive jitter otherwise makes the stamps wobble), replaces the scale in use whenever the two
 disagree by more than that tolerance (re-anchored at the last frame, as for a speed change), so the timestamps
 follow the receive clock; a device that obeys measures at its requested speed and is stamped exactly as asked.
-The first disagreement with the requested speed is logged once per source as a warning and kept in
-`Gb28181Source.scale_mismatch`. The measurement restarts at every control change (speed, pause, resume, seek), at
-a discontinuity and after `_RATE_GAP` seconds without frames (a pause the platform did not ask for, a stall), so
-silence is never mistaken for slow sending. Frames of the first `_RATE_MIN_SPAN` seconds after a change are
-stamped at the requested speed: a device that ignores it gets that much of its stream squeezed before the
-correction.
+The first disagreement with the requested speed in a session (one INVITE) is logged as a warning, kept in
+`Gb28181Source.scale_mismatch` and published as a `ScaleMismatchDetected` event (the platform's events and the
+engine's feed, with the stream's id); later ones in the same session are not reported again. The measurement
+restarts at every control change (speed, pause, resume, seek), at a discontinuity and after `_RATE_GAP` seconds
+without frames (a pause the platform did not ask for, a stall), so silence is never mistaken for slow sending.
+Frames of the first `_RATE_MIN_SPAN` seconds after a change are stamped at the requested speed: a device that
+ignores it gets that much of its stream squeezed before the correction.
 
 Per-packet work is `parse_rtp`, an SSRC compare, the reorder buffer's in-order fast path and the PS
 depacketizer; datagrams arrive as one list per wake-up (performance.md).
@@ -80,6 +81,7 @@ from fluxkit.protocols.rtp import ReorderBuffer, RtpPacket, TcpRtpDeframer, pars
 from fluxkit.protocols.rtp.payload import PsOverRtpReceiver
 from fluxkit.protocols.sdp import build_gb28181_offer, parse_sdp
 
+from ._events import ScaleMismatchDetected
 from ._settings import DeviceNotFoundError, DeviceOfflineError, Gb28181Error
 
 if TYPE_CHECKING:
@@ -420,8 +422,9 @@ class Gb28181Source:
 
     Attributes:
         finished: a playback or download reached the end of the recording (MediaStatus 121).
-        scale_mismatch: (requested, observed) speed, the first time a playback's device was measured sending
-            at another speed than asked (it ignores Scale; see the module docstring); None until then.
+        scale_mismatch: (requested, observed) speed of the latest session whose device was measured sending at
+            another speed than asked (it ignores Scale; see the module docstring); None until then. Each such
+            session also emits one `ScaleMismatchDetected` event.
 
     Raises:
         PermanentSourceError: an unknown transport, or `download_speed` without `playback` or below 1.
@@ -488,7 +491,15 @@ class Gb28181Source:
         sink.expected = int(ssrc)
         download = self.download_speed is not None
         if playback is not None and not download:
-            sink.restamper = _Restamper(abs(self.speed) or 1.0, self._scale_mismatch)
+            reported = False
+
+            def on_mismatch(requested: float, observed: float) -> None:
+                nonlocal reported  # once per session: a device that ignores Scale ignores every change of it
+                if not reported:
+                    reported = True
+                    self._scale_mismatch(session.stream_id, requested, observed)
+
+            sink.restamper = _Restamper(abs(self.speed) or 1.0, on_mismatch)
         udp_sock: socket.socket | None = None
         listener: trio.SocketListener | None = None
         shared = platform.shared_media if self.transport == "udp" else None
@@ -621,16 +632,24 @@ class Gb28181Source:
         if 200 <= status < 300 and sink is not None and sink.restamper is not None:
             change(sink.restamper)
 
-    def _scale_mismatch(self, requested: float, observed: float) -> None:
-        # Once per source: a device that ignores Scale does so at every speed change (see the module docstring).
-        if self.scale_mismatch is not None:
-            return
+    def _scale_mismatch(self, stream_id: str, requested: float, observed: float) -> None:
+        # Called once per session (see `run`): kept, logged and published as an event (see the module docstring).
         self.scale_mismatch = (requested, observed)
         logger.warning(
             "gb28181 %s/%s: playback asked at %gx but the device sends at %.2fx (it ignores Scale?); "
             "timestamps follow the observed rate",
             self.device_id, self.channel_id, requested, observed,
         )  # fmt: skip
+        self.platform._emit(
+            ScaleMismatchDetected(
+                stream_id=stream_id,
+                device_id=self.device_id,
+                time=trio.current_time(),
+                channel_id=self.channel_id,
+                requested=requested,
+                observed=observed,
+            )
+        )
 
     def _next_cseq(self) -> int:
         self._cseq += 1

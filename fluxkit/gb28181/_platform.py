@@ -23,6 +23,7 @@ Live media is `Gb28181Source` (`_media.py`): it asks the platform for a port, an
 
 from __future__ import annotations
 
+import datetime
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -38,12 +39,12 @@ from fluxkit.protocols.sip import Dialog, RequestReceived, ResponseReceived, Sip
 
 from ._events import Gb28181Event
 from ._ptz import ptz_command
-from ._queries import Queries
+from ._queries import Queries, record_fields
 from ._registration import Registrar
 from ._registry import ChannelRecord, DeviceRecord, DeviceRegistry
 from ._sessions import MediaSessions
 from ._settings import DeviceNotFoundError, DeviceOfflineError, Gb28181Error, PlatformSettings
-from ._subscriptions import SubscriptionInfo, Subscriptions
+from ._subscriptions import SubscriptionInfo, Subscriptions, subscription_filter
 from ._transport import Addr, SipTransport
 
 if TYPE_CHECKING:
@@ -123,7 +124,9 @@ class Gb28181Platform:
         return self.registry.get(device_id)
 
     def events(self, *, buffer_size: int = DEFAULT_EVENT_QUEUE) -> trio.MemoryReceiveChannel[Gb28181Event]:
-        """A channel of platform events from now on (a slow reader loses events rather than blocking the server)."""
+        """A channel of platform events from now on (a slow reader loses events rather than blocking the server).
+
+        The same events also go to the engine's feed (`VideoEngine.events()`) when the platform has an engine."""
         send, receive = trio.open_memory_channel[Gb28181Event](buffer_size)
         self._listeners.append(send)
         return receive
@@ -186,11 +189,37 @@ class Gb28181Platform:
         return await self._queries.device_status(self._online_device(device_id))
 
     async def query_records(
-        self, device_id: str, channel_id: str, start_time: str, end_time: str
+        self,
+        device_id: str,
+        channel_id: str,
+        start_time: str,
+        end_time: str,
+        *,
+        record_type: str | None = None,
+        secrecy: int | None = None,
+        file_path: str | None = None,
+        address: str | None = None,
+        recorder_id: str | None = None,
     ) -> tuple[RecordItem, ...]:
         """RecordInfo query (A.2.4.7) for a channel between two local ISO times ("2024-01-01T00:00:00");
-        multi-part answers are assembled. Returns the records (partial after the assembly deadline)."""
-        return await self._queries.records(self._online_device(device_id), channel_id, start_time, end_time)
+        multi-part answers are assembled. Returns the records (partial after the assembly deadline).
+
+        Args:
+            record_type: `Type`: "all" (the default), "time", "alarm" or "manual".
+            secrecy: `Secrecy`: 0 (the default: recordings that are not secret) or 1.
+            file_path: `FilePath`: one file's path on the device.
+            address: `Address`: where it was recorded (devices may match a part of it).
+            recorder_id: `RecorderID`: who triggered the recording.
+
+        Raises:
+            LocalProtocolError: a bad filter value (checked before anything is sent; see `record_fields`).
+            DeviceNotFoundError, DeviceOfflineError; Gb28181Error when the device refuses or never answers.
+        """
+        fields = record_fields(
+            record_type=record_type, secrecy=secrecy, file_path=file_path, address=address, recorder_id=recorder_id
+        )
+        device = self._online_device(device_id)
+        return await self._queries.records(device, channel_id, start_time, end_time, fields)
 
     # ---- public API: subscriptions -------------------------------------------------------------------------------
 
@@ -203,20 +232,50 @@ class Gb28181Platform:
         return self._subs.infos(device_id)
 
     async def subscribe(
-        self, device_id: str, event: str, *, expires: int | None = None, interval: int | None = None
+        self,
+        device_id: str,
+        event: str,
+        *,
+        expires: int | None = None,
+        interval: int | None = None,
+        channel_id: str | None = None,
+        start_alarm_priority: int | None = None,
+        end_alarm_priority: int | None = None,
+        alarm_method: str | int | None = None,
+        alarm_type: str | int | None = None,
+        start_time: str | datetime.datetime | None = None,
+        end_time: str | datetime.datetime | None = None,
     ) -> SubscriptionInfo:
         """Subscribe the device to `event` ("Catalog", "Alarm", "MobilePosition"), kept up from now on (refreshed,
-        renewed after re-registrations); waits for the device's answer to the first SUBSCRIBE.
+        renewed after re-registrations); waits for the device's answer to the first SUBSCRIBE. Subscribing again
+        to the same event replaces its Expires, interval and filters.
 
         Args:
             expires: the Expires to ask for (default `subscription_expires`).
             interval: MobilePosition: seconds between reports (`<Interval>`; None: the device's default).
+            channel_id: Alarm, Catalog: only this channel's alarms or catalog changes (A.2.4 `<DeviceID>`).
+            start_alarm_priority, end_alarm_priority: Alarm: priorities 1 (highest) .. 4 (A.2.4.6).
+            alarm_method: Alarm: method digits 1-7, combined ("25": device or video alarms; "0": all).
+            alarm_type: Alarm: the `<AlarmType>` asked for.
+            start_time, end_time: Alarm: when the alarm happened; Catalog: when a change is notified. ISO 8601
+                strings (zone-less: local) or datetimes.
 
         Raises:
+            LocalProtocolError: a bad filter, or one the event does not take (see `subscription_filter`).
             DeviceNotFoundError, DeviceOfflineError; SubscriptionRefusedError when the device refuses;
             Gb28181Error when it does not answer.
         """
-        return await self._subs.subscribe(device_id, event, expires=expires, interval=interval)
+        filters = subscription_filter(
+            event,
+            channel_id=channel_id,
+            start_alarm_priority=start_alarm_priority,
+            end_alarm_priority=end_alarm_priority,
+            alarm_method=alarm_method,
+            alarm_type=alarm_type,
+            start_time=start_time,
+            end_time=end_time,
+        )
+        return await self._subs.subscribe(device_id, event, expires=expires, interval=interval, filters=filters)
 
     async def unsubscribe(self, device_id: str, event: str) -> bool:
         """Stop a subscription (SUBSCRIBE with `Expires: 0` in its dialog); False when there was none."""
@@ -324,6 +383,7 @@ class Gb28181Platform:
             self._nursery.start_soon(fn, *args)
 
     def _emit(self, event: Gb28181Event) -> None:
+        """Hand an event to `events()` listeners and to the engine's event feed (`_events.py`)."""
         for send in list(self._listeners):
             try:
                 send.send_nowait(event)
@@ -331,6 +391,8 @@ class Gb28181Platform:
                 pass  # a slow listener loses events; the server never waits for it
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._listeners.remove(send)
+        if self.engine is not None:
+            self.engine._emit(event)  # the engine's own listeners are bounded drop-oldest buffers: never blocks
 
     # ---- incoming requests ---------------------------------------------------------------------------------------
 

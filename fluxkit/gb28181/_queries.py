@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from fluxkit.errors import ProtocolError
+from fluxkit.errors import LocalProtocolError, ProtocolError
 from fluxkit.protocols.manscdp import (
     Alarm,
     AssembledResponse,
@@ -58,7 +58,7 @@ from ._settings import Gb28181Error
 if TYPE_CHECKING:
     from ._platform import Gb28181Platform
 
-__all__ = ["Queries", "catalog_records"]
+__all__ = ["RECORD_TYPES", "Queries", "catalog_records", "filter_text", "record_fields"]
 
 logger = logging.getLogger("fluxkit.gb28181")
 
@@ -71,6 +71,72 @@ class _Waiter:
     def __init__(self) -> None:
         self.event = trio.Event()
         self.value: Any = None
+
+
+#: RecordInfo `Type` values (A.2.4.7): every recording, scheduled, alarm-triggered, manual.
+RECORD_TYPES = ("all", "time", "alarm", "manual")
+#: Longest FilePath / Address accepted in a RecordInfo query, and longest RecorderID (characters).
+MAX_RECORD_TEXT = 256
+MAX_RECORDER_ID = 64
+
+#: The optional RecordInfoQuery fields, as keyword arguments of `RecordInfoQuery`.
+RecordFields = dict[str, str]
+
+
+def filter_text(value: object, name: str, limit: int) -> str:
+    """A text filter value: a string, stripped, 1..`limit` characters, no control characters.
+
+    Raises:
+        LocalProtocolError: anything else (the message names `name`).
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise LocalProtocolError(f"{name} must be a non-empty string")
+    text = value.strip()
+    if len(text) > limit:
+        raise LocalProtocolError(f"{name} is longer than {limit} characters")
+    if not text.isprintable():
+        raise LocalProtocolError(f"{name} must not contain control characters")
+    return text
+
+
+def record_fields(
+    *,
+    record_type: str | None = None,
+    secrecy: int | None = None,
+    file_path: str | None = None,
+    address: str | None = None,
+    recorder_id: str | None = None,
+) -> RecordFields:
+    """The optional RecordInfo query fields (A.2.4.7), validated; None leaves a field at its default.
+
+    Args:
+        record_type: `Type`: "all" (default, sent even when None: some devices need it), "time", "alarm" or
+            "manual" (case-insensitive).
+        secrecy: `Secrecy`: 0 (default, sent even when None: the standard's default) or 1 (secret recordings).
+        file_path: `FilePath`: one file's path on the device.
+        address: `Address`: the recording's place (devices may match a part of it).
+        recorder_id: `RecorderID`: who triggered the recording (a user or device ID).
+
+    Raises:
+        LocalProtocolError: a bad value (the message says which and why).
+    """
+    fields: RecordFields = {}
+    if record_type is not None:
+        kind = record_type.strip().lower() if isinstance(record_type, str) else None
+        if kind not in RECORD_TYPES:
+            raise LocalProtocolError(f"record type must be one of {list(RECORD_TYPES)}, not {record_type!r}")
+        fields["type"] = kind
+    if secrecy is not None:
+        if isinstance(secrecy, bool) or secrecy not in (0, 1):
+            raise LocalProtocolError(f"secrecy must be 0 or 1, not {secrecy!r}")
+        fields["secrecy"] = str(secrecy)
+    if file_path is not None:
+        fields["file_path"] = filter_text(file_path, "file_path", MAX_RECORD_TEXT)
+    if address is not None:
+        fields["address"] = filter_text(address, "address", MAX_RECORD_TEXT)
+    if recorder_id is not None:
+        fields["recorder_id"] = filter_text(recorder_id, "recorder_id", MAX_RECORDER_ID)
+    return fields
 
 
 def catalog_records(items: tuple[CatalogItem | RecordItem, ...]) -> tuple[ChannelRecord, ...]:
@@ -176,10 +242,13 @@ class Queries:
         return answer
 
     async def records(
-        self, device: DeviceRecord, channel_id: str, start_time: str, end_time: str
+        self, device: DeviceRecord, channel_id: str, start_time: str, end_time: str, fields: RecordFields
     ) -> tuple[RecordItem, ...]:
-        """RecordInfo query (A.2.4.7), all parts assembled."""
-        query = RecordInfoQuery(sn=self.next_sn(), device_id=channel_id, start_time=start_time, end_time=end_time)
+        """RecordInfo query (A.2.4.7) with the optional `fields` of `record_fields`, all parts assembled."""
+        optional: dict[str, Any] = dict(fields)
+        query = RecordInfoQuery(
+            sn=self.next_sn(), device_id=channel_id, start_time=start_time, end_time=end_time, **optional
+        )
         result = await self.query(device, channel_id, query, "RecordInfo")
         assert isinstance(result, AssembledResponse)
         return tuple(item for item in result.items if isinstance(item, RecordItem))

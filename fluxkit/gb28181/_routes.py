@@ -4,8 +4,10 @@
 * `POST .../devices/{device_id}/ptz` with `{"channel_id", "command", "speed", "preset", "group", "switch",
   "value"}` (see `ptz_command`: moves, presets, cruise, scan, auxiliary switches).
 * `GET .../devices/{device_id}/records?channel_id=&start=&end=`: the device's RecordInfo (A.2.4.7), times in and
-  out in RFC 3339. GB28181 times are local and zone-less: an input with an offset is converted to this host's
-  local time, a zone-less input is taken as local, and the device's times come back with this host's offset.
+  out in RFC 3339; optional filters `type` (all, time, alarm, manual), `secrecy` (0, 1), `file_path`, `address`,
+  `recorder_id` (`record_fields`). GB28181 times are local and zone-less: an input with an offset is converted to
+  this host's local time, a zone-less input is taken as local, and the device's times come back with this host's
+  offset.
 * `POST .../devices/{device_id}/playback` with `{"channel_id", "start_time", "end_time", "speed": 1.0,
   "transport": "udp", "stream_id"?}` -> 201 `{"stream_id", ...}`: an engine source
   `Gb28181Source(..., playback=(start, end), speed=speed)` under the given or a generated stream id, recorded
@@ -18,8 +20,11 @@
   subscriptions (9.11), wanted (kept up by the platform) or active (granted by the device, `expires_in` seconds
   left).
 * `POST .../devices/{device_id}/subscriptions` with `{"kind": "catalog"|"alarm"|"mobile_position", "expires"?:
-  60..86400, "interval"?: 1..3600 (mobile_position only)}` -> 201 with the subscription, once the device
-  accepted the SUBSCRIBE (502 when it refused, 504 when it did not answer); kept up from then on.
+  60..86400, "interval"?: 1..3600 (mobile_position only)}` and filters (`subscription_filter`): alarm takes
+  `channel_id`, `start_alarm_priority`/`end_alarm_priority` (1..4), `alarm_method` ("25"), `alarm_type`,
+  `start_time`/`end_time` (RFC 3339); catalog takes `channel_id`, `start_time`/`end_time` -> 201 with the
+  subscription (filters included), once the device accepted the SUBSCRIBE (502 when it refused, 504 when it did
+  not answer); kept up from then on.
 * `DELETE .../devices/{device_id}/subscriptions/{kind}` -> 204: unsubscribes (`Expires: 0` in the dialog).
 
 Errors are `HTTPException`s, which the API app renders as `{"error", "status"}`: 400 for a bad body or query,
@@ -38,6 +43,7 @@ import math
 import secrets
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import trio
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
@@ -48,8 +54,9 @@ from fluxkit.errors import LocalProtocolError
 
 from ._media import Gb28181Source
 from ._ptz import PTZ_COMMANDS
+from ._queries import MAX_RECORD_TEXT, MAX_RECORDER_ID, RECORD_TYPES, record_fields
 from ._settings import DeviceNotFoundError, DeviceOfflineError, Gb28181Error, SubscriptionRefusedError
-from ._subscriptions import SUBSCRIPTION_KINDS
+from ._subscriptions import SUBSCRIPTION_KINDS, SubscriptionFilter, subscription_filter
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -71,7 +78,8 @@ _PLAYBACK_RESTART = RestartPolicy(max_attempts=3)
 
 _JSON = "application/json"
 _ERROR_TEXT = {
-    400: "Bad body or query: not a JSON object, an unknown command, a bad channel_id, time, speed or transport.",
+    400: "Bad body or query: not a JSON object, an unknown command or field, a bad channel_id, time, speed, "
+    "transport or filter.",
     401: "Missing or wrong bearer token (`WWW-Authenticate: Bearer`).",
     404: "Unknown device, channel, or stream.",
     409: "The device is offline, or the stream id is in use.",
@@ -127,7 +135,35 @@ _SUBSCRIPTION = {
         "expires": {"type": "integer", "description": "the Expires asked for, seconds"},
         "interval": {"type": "integer", "nullable": True, "description": "mobile_position report interval, s"},
         "expires_in": {"type": "number", "nullable": True, "description": "seconds left of the device's grant"},
+        "channel_id": {**_NULLABLE_STRING, "description": "alarm, catalog: the one channel asked about"},
+        "start_alarm_priority": {"type": "integer", "nullable": True, "description": "alarm: 1 (highest) .. 4"},
+        "end_alarm_priority": {"type": "integer", "nullable": True, "description": "alarm: 1 (highest) .. 4"},
+        "alarm_method": {**_NULLABLE_STRING, "description": "alarm: method digits 1-7 (null: all)"},
+        "alarm_type": {**_NULLABLE_STRING, "description": "alarm: the AlarmType asked for"},
+        "start_time": {**_TIME, "nullable": True, "description": "alarm: happened from; catalog: changes from"},
+        "end_time": {**_TIME, "nullable": True, "description": "alarm: happened until; catalog: changes until"},
     },
+}
+_PRIORITY = {"type": "integer", "minimum": 1, "maximum": 4}
+_SUBSCRIPTION_FILTERS = {
+    "channel_id": {**_GB_ID, "description": "alarm, catalog: only this channel's alarms or catalog changes."},
+    "start_alarm_priority": {**_PRIORITY, "description": "alarm: from this priority (1 highest; default 1)."},
+    "end_alarm_priority": {**_PRIORITY, "description": "alarm: to this priority (default 4); not before the start."},
+    "alarm_method": {
+        "type": "string",
+        "pattern": "^(0|[1-7]{1,7})$",
+        "example": "25",
+        "description": "alarm: methods, digits combined (1 phone, 2 device, 3 SMS, 4 GPS, 5 video, 6 device fault, "
+        "7 other; 0 all); an integer is taken too. Distinct digits.",
+    },
+    "alarm_type": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 32,
+        "description": "alarm: the AlarmType asked for; an integer is taken too.",
+    },
+    "start_time": {**_TIME, "description": "alarm: happened from; catalog: changes notified from."},
+    "end_time": {**_TIME, "description": "alarm: happened until; catalog: changes notified until; after start."},
 }
 _SUBSCRIPTION_OF_DEVICE = {
     "type": "object",
@@ -291,6 +327,36 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                 _query("channel_id", "The channel; default: the device itself.", _GB_ID, required=False),
                 _query("start", "Start of the range, RFC 3339.", _TIME),
                 _query("end", "End of the range, RFC 3339; after start.", _TIME),
+                _query(
+                    "type",
+                    "Recordings made how (Type): all, by schedule, by alarm, by hand.",
+                    {"type": "string", "enum": list(RECORD_TYPES), "default": "all"},
+                    required=False,
+                ),
+                _query(
+                    "secrecy",
+                    "Secret recordings (1) or not (0).",
+                    {"type": "integer", "enum": [0, 1], "default": 0},
+                    required=False,
+                ),
+                _query(
+                    "file_path",
+                    "One file's path on the device (FilePath).",
+                    {"type": "string", "minLength": 1, "maxLength": MAX_RECORD_TEXT},
+                    required=False,
+                ),
+                _query(
+                    "address",
+                    "Where it was recorded (Address); devices may match a part of it.",
+                    {"type": "string", "minLength": 1, "maxLength": MAX_RECORD_TEXT},
+                    required=False,
+                ),
+                _query(
+                    "recorder_id",
+                    "Who triggered the recording (RecorderID).",
+                    {"type": "string", "minLength": 1, "maxLength": MAX_RECORDER_ID},
+                    required=False,
+                ),
             ],
         )
     },
@@ -342,7 +408,8 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
         ),
         "post": _op(
             "gb28181Subscribe",
-            "Subscribe to a device's catalog, alarm or mobile-position events; kept up from then on.",
+            "Subscribe to a device's catalog, alarm or mobile-position events, optionally filtered (A.2.4); kept "
+            "up from then on. Subscribing again to a kind replaces its expires, interval and filters.",
             201,
             _SUBSCRIPTION_OF_DEVICE,
             (400, 404, 409, 502, 504),
@@ -357,6 +424,7 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                         "maximum": _MAX_INTERVAL,
                         "description": "mobile_position only: seconds between reports",
                     },
+                    **_SUBSCRIPTION_FILTERS,
                 },
                 ("kind",),
             ),
@@ -445,6 +513,48 @@ def _optional_int(body: dict[str, Any], name: str) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise HTTPException(400, f"{name} must be an integer")
     return value
+
+
+def _record_filters(query: Any) -> dict[str, Any]:
+    """The RecordInfo filters of a records query string, validated (`record_fields`); 400 on a bad one."""
+    filters: dict[str, Any] = {
+        name: query[param]
+        for param, name in (
+            ("type", "record_type"),
+            ("file_path", "file_path"),
+            ("address", "address"),
+            ("recorder_id", "recorder_id"),
+        )
+        if param in query
+    }
+    if "secrecy" in query:
+        if query["secrecy"] not in ("0", "1"):
+            raise HTTPException(400, "secrecy must be 0 or 1")
+        filters["secrecy"] = int(query["secrecy"])
+    try:
+        record_fields(**filters)
+    except LocalProtocolError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return filters
+
+
+def _subscription_filters(body: dict[str, Any], event: str) -> SubscriptionFilter:
+    """A subscription body's filters, validated (`subscription_filter`); 400 with the reason on a bad one."""
+    values: dict[str, Any] = {}
+    for name in ("start_alarm_priority", "end_alarm_priority"):
+        values[name] = _optional_int(body, name)
+    for name in ("channel_id", "alarm_method", "alarm_type"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise HTTPException(400, f"{name} must be a string")
+        values[name] = value
+    for name in ("start_time", "end_time"):
+        if body.get(name) is not None:
+            values[name] = _parse_time(body[name], name)
+    try:
+        return subscription_filter(event, **values)
+    except LocalProtocolError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
@@ -547,8 +657,9 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
         end = _parse_time(query.get("end"), "end")
         if end <= start:
             raise HTTPException(400, "end must be after start")
+        filters = _record_filters(query)
         try:
-            items = await platform.query_records(device_id, channel_id, start.isoformat(), end.isoformat())
+            items = await platform.query_records(device_id, channel_id, start.isoformat(), end.isoformat(), **filters)
         except (DeviceNotFoundError, DeviceOfflineError) as exc:
             raise HTTPException(409 if isinstance(exc, DeviceOfflineError) else 404, str(exc)) from None
         except Gb28181Error as exc:
@@ -623,9 +734,10 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
     async def subscribe(request: Request) -> JSONResponse:
         device_id = request.path_params["device_id"]
         body = await _json_body(request)
-        unknown = sorted(set(body) - {"kind", "expires", "interval"})
+        known = ("kind", "expires", "interval", *_SUBSCRIPTION_FILTERS)
+        unknown = sorted(set(body) - set(known))
         if unknown:
-            raise HTTPException(400, f"unknown fields {unknown}; expected kind, expires, interval")
+            raise HTTPException(400, f"unknown fields {unknown}; expected {', '.join(known)}")
         kind = body.get("kind")
         if not isinstance(kind, str) or kind not in SUBSCRIPTION_KINDS:
             raise HTTPException(400, f"kind must be one of {list(SUBSCRIPTION_KINDS)}")
@@ -637,9 +749,19 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
             raise HTTPException(400, "interval applies to mobile_position subscriptions only")
         if interval is not None and not _MIN_INTERVAL <= interval <= _MAX_INTERVAL:
             raise HTTPException(400, f"interval must be an integer {_MIN_INTERVAL}..{_MAX_INTERVAL} (seconds)")
+        filters = _subscription_filters(body, SUBSCRIPTION_KINDS[kind])
         online_device_of(device_id)
+        device = platform.device(device_id)
+        channel_id = filters.channel_id
+        known_channels = {c.channel_id for c in device.channels} if device is not None else set()
+        if channel_id is not None and channel_id != device_id and known_channels and channel_id not in known_channels:
+            raise HTTPException(404, f"device {device_id} has no channel {channel_id}")
         try:
-            info = await platform.subscribe(device_id, SUBSCRIPTION_KINDS[kind], expires=expires, interval=interval)
+            info = await platform.subscribe(
+                device_id, SUBSCRIPTION_KINDS[kind], expires=expires, interval=interval, **attrs.asdict(filters)
+            )
+        except LocalProtocolError as exc:
+            raise HTTPException(400, str(exc)) from None
         except DeviceNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
         except DeviceOfflineError as exc:

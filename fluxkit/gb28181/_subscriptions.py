@@ -1,11 +1,11 @@
 """Event subscriptions of the GB28181 platform to its devices (GB/T 28181-2016 9.11, RFC 6665).
 
 Strategy: each device has a wanted set of subscriptions, event name -> (Expires asked, MobilePosition
-interval): `subscribe_events` of the settings when it first registers, then changed at run time by
+interval, filters): `subscribe_events` of the settings when it first registers, then changed at run time by
 `subscribe` / `unsubscribe` (the REST routes). The set lives in memory for the platform's lifetime and survives
 the device's restarts. Every time a device comes online (a new generation: first registration, restart,
 re-registration after being offline) one task per wanted event SUBSCRIBEs (Catalog with a Catalog query body,
-Alarm with an Alarm query body for priorities 1-4 and every method, MobilePosition with its `<Interval>`) and
+Alarm with an Alarm query body, MobilePosition with its `<Interval>`) and
 refreshes in the dialog at 3/4 of the granted Expires (RFC 6665 §4.1.2.2); it ends when the generation moves
 (restart, offline), and the next registration starts fresh ones. A refresh the device refuses with 481 (it
 forgot the dialog) starts a new subscription; 405/489/501 mean the device does not do the event (§8.3.1).
@@ -14,10 +14,20 @@ forgot the dialog) starts a new subscription; 405/489/501 mean the device does n
 and waits for the device's answer to the first SUBSCRIBE; a refusal drops the event from the wanted set.
 `unsubscribe` stops the task and ends the dialog with `Expires: 0` (§4.1.2.3). A NOTIFY with
 `Subscription-State: terminated` from the device forgets the dialog.
+
+Filters (`SubscriptionFilter`, validated by `subscription_filter`) narrow what the device notifies; they go in the
+query body of every SUBSCRIBE of the subscription, refreshes included (A.2.4, 9.11.1):
+* Alarm (A.2.4.6 alarm query): `<DeviceID>` the channel (default the device: all of its alarms),
+  `<StartAlarmPriority>`/`<EndAlarmPriority>` (1 highest .. 4; default 1 and 4), `<AlarmMethod>` (digits 1-7,
+  combined as "25" = device or video alarm; default "0", every method), `<AlarmType>`, and
+  `<StartAlarmTime>`/`<EndAlarmTime>` (local time, zone-less, A.2.1) when given.
+* Catalog (A.2.4.3 catalog query): `<DeviceID>` the one channel whose changes are wanted (default the device),
+  `<StartTime>`/`<EndTime>` (the 2016 incremental window) when given.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 from typing import TYPE_CHECKING
@@ -25,9 +35,11 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from fluxkit.errors import LocalProtocolError
 from fluxkit.protocols.manscdp import CatalogQuery, ManscdpMessage, UnknownMessage
 from fluxkit.protocols.sip import Dialog, SipRequest, SipResponse, SipUserAgent
 
+from ._queries import filter_text
 from ._settings import Gb28181Error, SubscriptionRefusedError
 
 if TYPE_CHECKING:
@@ -35,7 +47,7 @@ if TYPE_CHECKING:
     from ._registry import DeviceRecord
     from ._transport import Addr
 
-__all__ = ["SUBSCRIPTION_KINDS", "SubscriptionInfo", "Subscriptions"]
+__all__ = ["SUBSCRIPTION_KINDS", "SubscriptionFilter", "SubscriptionInfo", "Subscriptions", "subscription_filter"]
 
 logger = logging.getLogger("fluxkit.gb28181")
 
@@ -44,6 +56,146 @@ _MANSCDP = "Application/MANSCDP+xml"
 #: The subscribable events: REST kind -> GB28181 event name (the `Event` header and the query's CmdType).
 SUBSCRIPTION_KINDS: dict[str, str] = {"catalog": "Catalog", "alarm": "Alarm", "mobile_position": "MobilePosition"}
 _KIND_OF = {event: kind for kind, event in SUBSCRIPTION_KINDS.items()}
+_ALARM_METHODS = "1234567"  # A.2.4.6: phone, device, SMS, GPS, video, device fault, other (0: all)
+_MAX_ALARM_TYPE = 32  # characters of an AlarmType filter
+
+
+def _local_time(value: object, name: str) -> datetime.datetime:
+    """A filter time as a zone-less local datetime (GB28181 times are local, A.2.1); an aware one is converted."""
+    if isinstance(value, str):
+        try:
+            value = datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise LocalProtocolError(f"{name} {value!r} is not an ISO 8601 time") from None
+    if not isinstance(value, datetime.datetime):
+        raise LocalProtocolError(f"{name} must be an ISO 8601 time or a datetime")
+    if value.tzinfo is not None:
+        value = value.astimezone().replace(tzinfo=None)
+    return value.replace(microsecond=0)
+
+
+def _priority(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4:
+        raise LocalProtocolError(f"{name} must be an integer 1 (highest) .. 4")
+    return value
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class SubscriptionFilter:
+    """What a subscription asks the device for (see the module docstring); None everywhere asks for everything.
+    Build it with `subscription_filter`, which validates.
+
+    Attributes:
+        channel_id: Alarm and Catalog: the one channel asked about (None: the device and all its channels).
+        start_alarm_priority, end_alarm_priority: Alarm: the priority range, 1 (highest) .. 4.
+        alarm_method: Alarm: the methods, digits 1-7 ("25": device or video alarms; "0" or None: all).
+        alarm_type: Alarm: the `AlarmType` asked for.
+        start_time, end_time: Alarm: when the alarm happened; Catalog: when a change is notified. Local ISO 8601
+            without a zone ("2024-03-01T10:00:00").
+    """
+
+    channel_id: str | None = None
+    start_alarm_priority: int | None = None
+    end_alarm_priority: int | None = None
+    alarm_method: str | None = None
+    alarm_type: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The REST fields; times in RFC 3339 with this host's offset."""
+        return {
+            "channel_id": self.channel_id,
+            "start_alarm_priority": self.start_alarm_priority,
+            "end_alarm_priority": self.end_alarm_priority,
+            "alarm_method": self.alarm_method,
+            "alarm_type": self.alarm_type,
+            "start_time": None if self.start_time is None else _rfc3339(self.start_time),
+            "end_time": None if self.end_time is None else _rfc3339(self.end_time),
+        }
+
+
+def _rfc3339(local: str) -> str:
+    return datetime.datetime.fromisoformat(local).astimezone().isoformat()
+
+
+#: The filter fields each event takes (others are refused).
+FILTER_FIELDS: dict[str, frozenset[str]] = {
+    "Alarm": frozenset(attrs.fields_dict(SubscriptionFilter)),
+    "Catalog": frozenset({"channel_id", "start_time", "end_time"}),
+}
+
+
+def subscription_filter(
+    event: str,
+    *,
+    channel_id: str | None = None,
+    start_alarm_priority: int | None = None,
+    end_alarm_priority: int | None = None,
+    alarm_method: str | int | None = None,
+    alarm_type: str | int | None = None,
+    start_time: str | datetime.datetime | None = None,
+    end_time: str | datetime.datetime | None = None,
+) -> SubscriptionFilter:
+    """Validate the filters of a subscription to `event` (see `SubscriptionFilter` for what each means).
+
+    Alarm takes them all; Catalog takes `channel_id`, `start_time` and `end_time`; other events none. Times are
+    ISO 8601 strings or datetimes, local when zone-less (one with a zone is converted to this host's local time).
+
+    Raises:
+        LocalProtocolError: a field the event does not take, or a bad value (the message says which and why).
+    """
+    given = {
+        "channel_id": channel_id,
+        "start_alarm_priority": start_alarm_priority,
+        "end_alarm_priority": end_alarm_priority,
+        "alarm_method": alarm_method,
+        "alarm_type": alarm_type,
+        "start_time": start_time,
+        "end_time": end_time,
+    }
+    allowed = FILTER_FIELDS.get(event, frozenset())
+    for name, value in given.items():
+        if value is not None and name not in allowed:
+            kinds = [_KIND_OF.get(e, e) for e, fields in FILTER_FIELDS.items() if name in fields]
+            raise LocalProtocolError(f"{name} applies to {' and '.join(kinds)} subscriptions only")
+    if channel_id is not None and not (
+        isinstance(channel_id, str) and len(channel_id) == 20 and channel_id.isascii() and channel_id.isdigit()
+    ):
+        raise LocalProtocolError("channel_id must be a 20-digit GB28181 ID")
+    low = None if start_alarm_priority is None else _priority(start_alarm_priority, "start_alarm_priority")
+    high = None if end_alarm_priority is None else _priority(end_alarm_priority, "end_alarm_priority")
+    if low is not None and high is not None and low > high:
+        raise LocalProtocolError("start_alarm_priority must not be after end_alarm_priority (1 highest .. 4)")
+    method = None
+    if alarm_method is not None:
+        if isinstance(alarm_method, int) and not isinstance(alarm_method, bool) and alarm_method >= 0:
+            alarm_method = str(alarm_method)
+        method = alarm_method.strip() if isinstance(alarm_method, str) else ""
+        combined = method != "" and set(method) <= set(_ALARM_METHODS) and len(set(method)) == len(method)
+        if method != "0" and not combined:
+            raise LocalProtocolError(
+                "alarm_method must be 0 (all) or distinct digits 1-7 (1 phone, 2 device, 3 SMS, 4 GPS, 5 video, "
+                "6 device fault, 7 other), such as 25"
+            )
+    kind = None
+    if alarm_type is not None:
+        if isinstance(alarm_type, int) and not isinstance(alarm_type, bool) and alarm_type >= 0:
+            alarm_type = str(alarm_type)
+        kind = filter_text(alarm_type, "alarm_type", _MAX_ALARM_TYPE)
+    start = None if start_time is None else _local_time(start_time, "start_time")
+    end = None if end_time is None else _local_time(end_time, "end_time")
+    if start is not None and end is not None and end <= start:
+        raise LocalProtocolError("end_time must be after start_time")
+    return SubscriptionFilter(
+        channel_id=channel_id,
+        start_alarm_priority=low,
+        end_alarm_priority=high,
+        alarm_method=None if method == "0" else method,  # 0: every method, as when none is given
+        alarm_type=kind,
+        start_time=None if start is None else start.isoformat(),
+        end_time=None if end is None else end.isoformat(),
+    )
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -55,6 +207,7 @@ class SubscriptionInfo:
         event: the GB28181 event name ("Catalog", "Alarm", "MobilePosition", or another from the settings).
         expires: the Expires asked for (seconds).
         interval: MobilePosition report interval asked for (seconds; None: the device's default).
+        filters: what the subscription asks the device for (Alarm, Catalog).
         wanted: kept up by the platform (renewed after each re-registration).
         expires_at: `trio.current_time()` at which the device's grant runs out; None when not active now.
     """
@@ -63,6 +216,7 @@ class SubscriptionInfo:
     event: str
     expires: int
     interval: int | None = None
+    filters: SubscriptionFilter = SubscriptionFilter()
     wanted: bool = True
     expires_at: float | None = None
 
@@ -77,7 +231,8 @@ class SubscriptionInfo:
         return self.expires_at is not None
 
     def to_json(self, now: float) -> dict[str, object]:
-        """The REST representation; `expires_in` is seconds left of the grant (None: not active)."""
+        """The REST representation; `expires_in` is seconds left of the grant (None: not active); the filters
+        follow (`SubscriptionFilter.to_json`)."""
         return {
             "kind": self.kind,
             "event": self.event,
@@ -86,6 +241,7 @@ class SubscriptionInfo:
             "expires": self.expires,
             "interval": self.interval,
             "expires_in": None if self.expires_at is None else round(max(0.0, self.expires_at - now), 3),
+            **self.filters.to_json(),
         }
 
 
@@ -93,6 +249,7 @@ class SubscriptionInfo:
 class _Wanted:
     expires: int
     interval: int | None = None
+    filters: SubscriptionFilter = SubscriptionFilter()
 
 
 class _Outcome:
@@ -149,6 +306,7 @@ class Subscriptions:
                     event=name,
                     expires=params.expires if params is not None else self._platform.settings.subscription_expires,
                     interval=params.interval if params is not None else None,
+                    filters=params.filters if params is not None else SubscriptionFilter(),
                     wanted=params is not None,
                     expires_at=expires_at,
                 )
@@ -187,7 +345,13 @@ class Subscriptions:
     # ---- run-time changes ----------------------------------------------------------------------------------------
 
     async def subscribe(
-        self, device_id: str, name: str, *, expires: int | None = None, interval: int | None = None
+        self,
+        device_id: str,
+        name: str,
+        *,
+        expires: int | None = None,
+        interval: int | None = None,
+        filters: SubscriptionFilter | None = None,
     ) -> SubscriptionInfo:
         """Add (or change) a wanted subscription and wait for the device's answer to its SUBSCRIBE.
 
@@ -198,7 +362,11 @@ class Subscriptions:
         """
         platform = self._platform
         platform._online_device(device_id)
-        params = _Wanted(expires=expires or platform.settings.subscription_expires, interval=interval)
+        params = _Wanted(
+            expires=expires or platform.settings.subscription_expires,
+            interval=interval,
+            filters=filters or SubscriptionFilter(),
+        )
         self._wanted_of(device_id)[name] = params
         outcome = _Outcome()
         self._start(device_id, name, params, outcome)
@@ -242,12 +410,20 @@ class Subscriptions:
         sn = platform._queries.next_sn()
         query: ManscdpMessage
         extra: tuple[tuple[str, str], ...]
+        f = params.filters
+        target = f.channel_id or device.device_id
         if name == "Catalog":
-            query = CatalogQuery(sn=sn, device_id=device.device_id)
+            query = CatalogQuery(sn=sn, device_id=target, start_time=f.start_time, end_time=f.end_time)
         elif name == "Alarm":
-            # A.2.4.6: every priority (1 highest .. 4) and every method (0 = all).
-            extra = (("StartAlarmPriority", "1"), ("EndAlarmPriority", "4"), ("AlarmMethod", "0"))
-            query = UnknownMessage(root="Query", cmd_type="Alarm", sn=sn, device_id=device.device_id, extra=extra)
+            # A.2.4.6, in its element order; without filters every priority (1 highest .. 4) and method (0 = all).
+            extra = (
+                ("StartAlarmPriority", str(f.start_alarm_priority or 1)),
+                ("EndAlarmPriority", str(f.end_alarm_priority or 4)),
+                ("AlarmMethod", f.alarm_method or "0"),
+            )
+            optional = (("AlarmType", f.alarm_type), ("StartAlarmTime", f.start_time), ("EndAlarmTime", f.end_time))
+            extra += tuple((tag, text) for tag, text in optional if text is not None)
+            query = UnknownMessage(root="Query", cmd_type="Alarm", sn=sn, device_id=target, extra=extra)
         else:
             extra = () if params.interval is None else (("Interval", str(params.interval)),)
             query = UnknownMessage(root="Query", cmd_type=name, sn=sn, device_id=device.device_id, extra=extra)

@@ -87,6 +87,8 @@ class FakeDevice:
         answer_ssrc: the y= of the INVITE answer (None: the offer's).
         rtp_ssrc: the SSRC in the RTP packets (None: the answer's).
         charset: charset of the MANSCDP bodies.
+        frame_interval: seconds between the frames of a media session.
+        media_frames: frames a media session sends before it ends (the clip looped).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class FakeDevice:
         rtp_ssrc: int | None = None,
         charset: str = "GB2312",
         frame_interval: float = 0.01,
+        media_frames: int = 200,
     ) -> None:
         self.platform_addr = ("127.0.0.1", platform_port)
         self.device_id = device_id
@@ -114,6 +117,7 @@ class FakeDevice:
         self.rtp_ssrc = rtp_ssrc
         self.charset = charset
         self.frame_interval = frame_interval
+        self.media_frames = media_frames
         self.ua = SipUserAgent(
             user=device_id,
             host="127.0.0.1",
@@ -335,7 +339,7 @@ class FakeDevice:
     async def _stream_media(
         self, tcp: bool, target: tuple[str, int], listener: trio.SocketListener | None, ssrc: int
     ) -> None:
-        packets = ps_packets(ssrc, count=200)
+        packets = ps_packets(ssrc, count=self.media_frames)
         with trio.CancelScope() as scope:
             self._media_scope = scope
             if not tcp:

@@ -4,7 +4,8 @@ The simulator, like real devices, sends N times faster at Scale N and leaves its
 clock (3600 ticks per frame at 25 fps). The engine stream carries them on the receiving clock: 3600 / N per frame,
 continuous and increasing across speed changes and seeks. A device that answers 200 to Scale but keeps sending
 at 1x (the simulator's `ignore_scale` quirk, like many Hikvision NVRs) is caught by the measured sending rate:
-once measured, its frames are stamped at 1x again (3600 apart) and a warning says so, once.
+once measured, its frames are stamped at 1x again (3600 apart), and a warning and a `ScaleMismatchDetected` event
+(on the platform's events and the engine's feed) say so, once per session.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import random
 import pytest
 import trio
 
-from fluxkit.engine import RestartPolicy, StreamStopped
-from fluxkit.gb28181 import Gb28181Source
+from fluxkit.api._events import event_json
+from fluxkit.engine import EngineEvent, RestartPolicy, StreamStopped
+from fluxkit.gb28181 import Gb28181Event, Gb28181Source, ScaleMismatchDetected
 from fluxkit.gb28181._media import _RATE_MIN_SPAN, _Restamper
 from fluxkit.gb28181.device import DeviceSettings, SimulatedDevice
 from fluxkit.protocols import MediaFrame
@@ -105,9 +107,27 @@ def test_restamper_uses_an_observed_rate_that_is_no_standard_speed() -> None:
     assert mismatches[0][1] == pytest.approx(3.0)
 
 
+class Seen:
+    """What a playback produced besides its frames: the engine's events and the platform's."""
+
+    def __init__(self) -> None:
+        self.engine: list[EngineEvent] = []
+        self.platform: list[Gb28181Event] = []
+
+
 async def playback_frames(
-    speed: float, *, control: bool = False, quirks: frozenset[str] = frozenset(), seconds: int | None = None
+    speed: float,
+    *,
+    control: bool = False,
+    quirks: frozenset[str] = frozenset(),
+    seconds: int | None = None,
+    speed_changes: dict[int, float] | None = None,
+    seen: Seen | None = None,
 ) -> tuple[list[MediaFrame], Gb28181Source]:
+    """Play `seconds` of the simulator's recording back at `speed` into the engine, return the frames.
+
+    `control`: speed 4 at frame 10 and a seek to 0 at frame 40; `speed_changes`: frame number -> speed to set then.
+    """
     async with engine_and_platform(media_timeout=3.0) as (engine, platform), trio.open_nursery() as nursery:
         settings = DeviceSettings(
             server_host="127.0.0.1",
@@ -123,6 +143,7 @@ async def playback_frames(
         seconds = seconds or (8 if control else 2)
         source = Gb28181Source(platform, DEVICE, device.channel_ids[0], playback=(START, START + seconds), speed=speed)
         events = engine.events()
+        platform_events = platform.events()
         engine.add_source("replay", source, restart=ONCE)
         frames: list[MediaFrame] = []
         async with trio.open_nursery() as inner:
@@ -135,13 +156,22 @@ async def playback_frames(
                             assert await source.set_speed(4.0) == 200
                         if control and len(frames) == 40:
                             assert await source.seek(0.0) == 200
+                        if speed_changes and len(frames) in speed_changes:
+                            assert await source.set_speed(speed_changes[len(frames)]) == 200
 
             inner.start_soon(take)
             async for event in events:
+                if seen is not None:
+                    seen.engine.append(event)
                 if isinstance(event, StreamStopped) and event.stream_id == "replay":
                     break
             await trio.sleep(0.05)
             inner.cancel_scope.cancel()
+        while seen is not None:
+            try:
+                seen.platform.append(platform_events.receive_nowait())
+            except trio.WouldBlock:
+                break
         nursery.cancel_scope.cancel()
     return frames, source
 
@@ -171,12 +201,27 @@ async def test_speed_change_and_seek_keep_timestamps_continuous() -> None:
 @pytest.mark.trio
 async def test_a_device_that_ignores_scale_is_restamped_by_its_real_rate(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="fluxkit.gb28181")
+    seen = Seen()
     with trio.fail_after(30):
-        frames, source = await playback_frames(4.0, quirks=frozenset({"ignore_scale"}), seconds=3)
+        frames, source = await playback_frames(4.0, quirks=frozenset({"ignore_scale"}), seconds=3, seen=seen)
     assert source.finished
     assert source.scale_mismatch == (4.0, 1.0)
     warnings = [r for r in caplog.records if "ignores Scale" in r.getMessage()]
     assert len(warnings) == 1
+    # Published once, on the engine's feed (with the playback's stream id) and on the platform's events.
+    mismatches = [e for e in seen.engine if isinstance(e, ScaleMismatchDetected)]
+    assert len(mismatches) == 1
+    event = mismatches[0]
+    assert (event.stream_id, event.device_id, event.requested, event.observed) == ("replay", DEVICE, 4.0, 1.0)
+    assert [e for e in seen.platform if isinstance(e, ScaleMismatchDetected)] == mismatches
+    body = event_json(event, 1_700_000_000.0)  # as the /api/video/events WebSocket sends it
+    assert (body["type"], body["stream_id"], body["requested"], body["observed"]) == (
+        "ScaleMismatchDetected",
+        "replay",
+        4.0,
+        1.0,
+    )
+    assert body["channel_id"] == event.channel_id
     # The device answered 200 to Scale 4 and sent at 1x. Frames of the first measuring window are stamped as if
     # it obeyed (900 apart); from then on they follow the receive clock: 3600 ticks per frame, 40 ms at 25 fps.
     deltas = steps(frames)
@@ -185,3 +230,19 @@ async def test_a_device_that_ignores_scale_is_restamped_by_its_real_rate(caplog:
     assert head <= 2 * _RATE_MIN_SPAN * 25  # about one window of frames at 25 fps
     assert set(deltas[head:]) == {3600}
     assert len(deltas[head:]) >= 25  # at least one second of the 3-second recording at the real rate
+
+
+@pytest.mark.trio
+async def test_scale_mismatch_is_published_once_per_session() -> None:
+    # The device ignores Scale 4, then Scale 2 asked in the same session: the restamper follows it both times, the
+    # event (and the warning) come once.
+    seen = Seen()
+    with trio.fail_after(30):
+        frames, source = await playback_frames(
+            4.0, quirks=frozenset({"ignore_scale"}), seconds=4, speed_changes={50: 2.0}, seen=seen
+        )
+    assert source.finished
+    assert source.scale_mismatch == (4.0, 1.0)
+    assert [(e.requested, e.observed) for e in seen.engine if isinstance(e, ScaleMismatchDetected)] == [(4.0, 1.0)]
+    deltas = steps(frames)
+    assert deltas[-10:] == [3600] * 10  # after Scale 2 too, the frames follow the real (1x) rate

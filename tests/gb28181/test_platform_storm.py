@@ -1,9 +1,11 @@
 """The platform under load and abuse: 200 devices registering at once, and floods of malformed SIP and garbage RTP.
 
 The devices are the lightweight in-test `FakeDevice` (a `SipUserAgent` on its own UDP socket, conftest.py), which
-answer the Digest challenge like a camera. The floods run for a couple of seconds while registered devices keep
+answer the Digest challenge like a camera. The flood is a fixed number of rounds of bad datagrams (not a time
+span, so a slow or loaded machine floods exactly as much as a fast one); between rounds registered devices keep
 alive and a live stream keeps streaming; afterwards the platform still serves, and the memory traced across the
-flood stays under a generous bound (nothing kept per bad datagram).
+flood stays under a generous bound (nothing kept per bad datagram). Nothing is timed: what the platform has
+queued is drained by waiting for answers and frames sent after the flood.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ pytestmark = pytest.mark.slow
 
 COUNT = 200
 CHANNEL = "34020000001310000001"
+#: Rounds of the flood; each sends every malformed SIP datagram and every garbage RTP datagram once.
+FLOOD_ROUNDS = 24
+#: A round in this many is followed by a wait for the live stream's next frames (it is served mid-flood).
+FRAME_CHECK_EVERY = 6
 
 
 def device_id(n: int) -> str:
@@ -96,13 +102,23 @@ async def test_flood_of_malformed_sip_and_garbage_rtp() -> None:
     sip_garbage = malformed_sip(rng)
     rtp_garbage = [rng.randbytes(rng.randrange(0, 1500)) for _ in range(64)]
     rtp_garbage += [b"\x80\x60" + rng.randbytes(rng.randrange(10, 1400)) for _ in range(64)]  # RTP-looking headers
+    per_round = len(sip_garbage) + len(rtp_garbage)
+    assert FLOOD_ROUNDS * per_round > 5000
     frames_during: list[int] = []
-    with trio.fail_after(40):
+
+    async def more_frames(count: int) -> None:
+        """Wait until the live stream delivered `count` more frames (under the test's fail_after)."""
+        target = len(frames_during) + count
+        while len(frames_during) < target:  # noqa: ASYNC110 - the counter is a plain list
+            await trio.sleep(0.01)
+
+    with trio.fail_after(60):
         async with (
             engine_and_platform(catalog_on_register=False, media_timeout=5.0) as (engine, platform),
             trio.open_nursery() as nursery,
         ):
             devices = [FakeDevice(platform.sip_port, device_id=device_id(n)) for n in range(10)]
+            devices[0].media_frames = 5000  # 50 s at 100 fps: streams through the flood on any machine
             for device in devices:
                 await device.start(nursery)
                 assert (await device.register()).status_code == 200  # type: ignore[union-attr]
@@ -117,44 +133,45 @@ async def test_flood_of_malformed_sip_and_garbage_rtp() -> None:
                         frames_during.append(1)
 
             nursery.start_soon(count_frames)
-            while not frames_during:  # noqa: ASYNC110 - the counter is a plain list
-                await trio.sleep(0.01)
+            await more_frames(1)
 
             tracemalloc.start()
             try:
                 before, _ = tracemalloc.get_traced_memory()
                 sent = 0
+                keepalives: list[int | None] = []
+                frame_checks = 0
                 with trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) as sock:
                     # A TCP connection that sends nothing but garbage is dropped or ignored, never fatal.
                     garbage_tcp = await trio.open_tcp_stream("127.0.0.1", platform.sip_port)
                     await garbage_tcp.send_all(rng.randbytes(4096) + b"\r\n\r\n" + b"INVITE x\r\n" * 100)
-                    end = trio.current_time() + 2.0
-                    keepalives: list[int | None] = []
-                    while trio.current_time() < end:
+                    for n in range(FLOOD_ROUNDS):
                         for data in sip_garbage:
                             await sock.sendto(data, ("127.0.0.1", platform.sip_port))
                         for data in rtp_garbage:
                             await sock.sendto(data, ("127.0.0.1", media_port))
-                        sent += len(sip_garbage) + len(rtp_garbage)
-                        # Registered devices are still served in the middle of the flood.
-                        device = devices[1 + len(keepalives) % (len(devices) - 1)]
-                        response = await device.keepalive(sn=len(keepalives) + 2)
+                        sent += per_round
+                        # Registered devices are still served in the middle of the flood...
+                        device = devices[1 + n % (len(devices) - 1)]
+                        response = await device.keepalive(sn=n + 2)
                         keepalives.append(None if response is None else response.status_code)
+                        # ... and so is the live stream: its frames come after the garbage queued on its port.
+                        if n % FRAME_CHECK_EVERY == FRAME_CHECK_EVERY - 1:
+                            await more_frames(2)
+                            frame_checks += 1
                     await garbage_tcp.aclose()
-                    frames_at_end = len(frames_during)
-                # Let the platform drain what is queued, then measure what the flood left behind.
-                await trio.sleep(0.5)
+                # Drain what the flood left queued (a keepalive answered and frames received after it), then measure.
+                assert (await devices[1].keepalive(sn=FLOOD_ROUNDS + 2)).status_code == 200  # type: ignore[union-attr]
+                await more_frames(10)
                 after, _ = tracemalloc.get_traced_memory()
             finally:
                 tracemalloc.stop()
-            assert sent > 5000
-            assert keepalives
-            assert set(keepalives) == {200}
+            assert sent == FLOOD_ROUNDS * per_round
+            assert frame_checks == FLOOD_ROUNDS // FRAME_CHECK_EVERY
+            assert keepalives == [200] * FLOOD_ROUNDS
             assert after - before < 4_000_000, f"{after - before} bytes kept after {sent} bad datagrams"
-            # The live stream went on during the flood and after it.
-            assert frames_at_end > 10
-            await trio.sleep(0.3)
-            assert len(frames_during) > frames_at_end
+            # The live stream goes on after the flood.
+            await more_frames(10)
             # Newcomers still register.
             late = FakeDevice(platform.sip_port, device_id=device_id(999))
             await late.start(nursery)

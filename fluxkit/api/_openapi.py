@@ -308,7 +308,10 @@ _DOCUMENT: dict[str, Any] = {
                 "`?stream_id=ID` for one stream's events only (a malformed id is refused with 400). A message is "
                 '`{"type": "StreamPublished", "stream_id": "cam1", "time": "2026-02-11T10:00:00.25Z", '
                 '"engine_time": 812.5, ...}`: `type` is the engine event class (StreamPublished, StreamStopped, '
-                "StreamFailed, SourceConnected, SourceReconnecting, SubscriberLagging, TimelineRunStarted, ...), "
+                "StreamFailed, SourceConnected, SourceReconnecting, SubscriberLagging, TimelineRunStarted, ...; with "
+                "the GB28181 platform also DeviceOnline, DeviceOffline, CatalogUpdated, AlarmReceived, "
+                "MobilePositionReceived, MediaStatusReceived and ScaleMismatchDetected, whose `stream_id` is empty "
+                "for device events and which a `stream_id` filter leaves out), "
                 "`time` the wall time of sending, `engine_time` the engine's monotonic time of the event, and the "
                 "event's other fields follow (tracks as codec, kind, width, height, fps; errors as text). A client "
                 'that lags loses the oldest events, announced by `{"type": "EventsDropped", "count": n}`; one that '

@@ -652,6 +652,13 @@ class VideoEngine:
         if listener in self._listeners:
             self._listeners.remove(listener)
 
+    def publish_event(self, event: EngineEvent) -> None:
+        """Put an integration's event (GB28181 device events, for one) on the engine's event feed and log.
+
+        Never blocks: every listener is a bounded drop-oldest buffer.
+        """
+        self._emit(event)
+
     def _emit(self, event: EngineEvent) -> None:
         level = (
             logging.WARNING
@@ -680,12 +687,17 @@ class VideoEngine:
         self._nursery.cancel_scope.cancel()
 
 
+_LOG_VALUE_MAX = 240
+
+
 def _log_value(value: object) -> str:
     if isinstance(value, tuple) and all(isinstance(v, Track) for v in value):
         return ",".join(t.codec for t in value) or "-"
     if isinstance(value, float):
         return f"{value:.3f}"
     text = str(value)
+    if len(text) > _LOG_VALUE_MAX:  # a 500-channel catalog is not a log line
+        text = f"{text[:_LOG_VALUE_MAX]}...({len(text)} chars)"
     return repr(text) if (" " in text or not text) else text
 
 

@@ -392,7 +392,7 @@ class Gb28181Platform:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._listeners.remove(send)
         if self.engine is not None:
-            self.engine._emit(event)  # the engine's own listeners are bounded drop-oldest buffers: never blocks
+            self.engine.publish_event(event)
 
     # ---- incoming requests ---------------------------------------------------------------------------------------
 

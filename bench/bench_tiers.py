@@ -132,22 +132,20 @@ async def _direct(work: Path, datas: list[tuple[bytes, str]]) -> float:
 
 
 async def _buffered(work: Path, datas: list[tuple[bytes, str]], max_queue: int) -> tuple[float, float]:
-    """(seconds the recorder waited in total, seconds until everything was uploaded).
-
-    Every segment is handed over first, then the uploader runs until drained: with the uploader idle while
-    segments arrive, a segment queued during its idle check of the spill directory is not picked up until the
-    next one arrives (a lost wakeup in `BufferedStorage.run`), which would stall `drain()` here.
-    """
+    """(seconds the recorder waited in total, seconds until everything was uploaded), the uploader running while
+    the segments arrive, as in a recording."""
     async with ManagedStorage([DirStore(work / "remote", name="r")], state_dir=work / "state") as remote:
         buffered = BufferedStorage(remote, work / "spill", max_queue=max_queue)
         segs = [_segment(buffered, i, d, s) for i, (d, s) in enumerate(datas)]
         os.sync()
-        t0 = time.perf_counter()
-        for seg in segs:
-            await buffered.save_segment(seg)
-        waited = time.perf_counter() - t0
         async with trio.open_nursery() as nursery:
             await nursery.start(buffered.run)
+            waited = 0.0
+            t0 = time.perf_counter()
+            for seg in segs:
+                t1 = time.perf_counter()
+                await buffered.save_segment(seg)
+                waited += time.perf_counter() - t1
             await buffered.drain()
             total = time.perf_counter() - t0
             nursery.cancel_scope.cancel()

@@ -34,7 +34,7 @@ from fluxkit.net.whip import open_whip_service, whip_routes
 from fluxkit.sources import SourceFactory, UnsupportedProtocol, make_source_factory
 from fluxkit.storage import RecordingSettings as RecorderSettings
 from fluxkit.storage import StorageBackend, open_recorder
-from fluxkit.storage.tiers import nvr_routes, open_configured_storage
+from fluxkit.storage.tiers import NvrUploads, nvr_routes, open_configured_storage
 
 if TYPE_CHECKING:
     from fluxkit.config import Config
@@ -292,10 +292,15 @@ async def run_fluxkit(
             if video.keyframe.enabled:
                 snapshots = _snapshot_service(engine, storage, config)
                 await nursery.start(snapshots.run)
+            nvr_uploads = None
+            if video.storage.serve_nvr:
+                # Uploads edge fluxkits abandoned are removed at start (before serving) and then hourly.
+                nvr_uploads = NvrUploads(storage, max_age=video.storage.nvr_upload_max_age_hours * 3600.0)
+                await nursery.start(nvr_uploads.run)
             api_url = token = None
             if video.api.enabled:
                 token = video.api.token or await trio.to_thread.run_sync(_api_token, video.data_path)
-                routes = tuple(nvr_routes(storage)) if video.storage.serve_nvr else ()
+                routes = tuple(nvr_routes(storage, uploads=nvr_uploads)) if nvr_uploads is not None else ()
                 if platform is not None:
                     routes += tuple(gb28181_routes(platform))
                 routes += tuple(whip_routes(whip))  # WHIP ingest: POST an SDP offer to /api/video/whip/<stream_id>

@@ -6,8 +6,8 @@ Subcommands:
     inspect FILE [--json]: what is in a media file (like ffprobe, for surveillance streams).
     config validate FILE: check a configuration file; every mistake is printed as `message @ $.path`.
     storage check|rebuild|migrate [--config FILE] [--data-dir DIR]: compare the recording index with the files
-        (every copy on every backend with a [video.storage] policy; 0 when they agree); rebuild the tier index from
-        the backends; run the tier moves due now.
+        (every copy on every backend with a [video.storage] policy; 0 when they agree); rebuild the index from
+        the backends (plain local storage: from the recordings directory); run the tier moves due now.
     sim-camera --port N [FILE ...]: an RTSP camera simulator serving each file at rtsp://127.0.0.1:N/<file stem>
         in a loop at real time (no FILE: the generated demo clip, at rtsp://127.0.0.1:N/demo), until Ctrl-C.
     console (--url URL [--token TOKEN] | --embedded [--config FILE]): the Textual operator console, on a running
@@ -24,7 +24,6 @@ Exit status of `fluxkit inspect`:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
@@ -82,19 +81,21 @@ def _build_parser() -> argparse.ArgumentParser:
             "list, unfinished partial files, size mismatches. With a [video.storage] policy, check every copy on "
             "every backend: present, same size, same sha256; also segments with fewer copies than the policy wants "
             "and backends that cannot be reached. Changes nothing. Exit status: 0 when all agree, 1 otherwise, 2 "
-            "for an invalid configuration.",
+            "for an invalid configuration, 130 after Ctrl-C.",
         ),
         "rebuild": (
             "reconstruct the storage index from the backends",
-            "Rebuild the tier index from what every backend holds (each copy carries its segment metadata). "
-            "Resumable: interrupt it and run it again. Plain local storage rebuilds its index itself at start-up. "
-            "Exit status: 0 on success, 1 when a backend failed, 2 for an invalid configuration.",
+            "Rebuild the tier index from what every backend holds (each copy carries its segment metadata); "
+            "without a [video.storage] policy, bring the recordings directory's index up to date with its files "
+            "(segments with their keyframe lists, keyframe thumbnails). Resumable: interrupt it and run it again. "
+            "Exit status: 0 on success, 1 when a backend failed, 2 for an invalid configuration, 130 after Ctrl-C.",
         ),
         "migrate": (
             "run the tier moves due now",
             "Give segments their missing copies and move those due to the next tier now (copy, verify the "
             "checksum, update the index, then delete the source), with progress lines. Resumable: interrupt it "
-            "and run it again. Exit status: 0 on success, 1 on a failure, 2 for an invalid configuration.",
+            "and run it again (Ctrl-C stops it after the segment being moved). Exit status: 0 on success, 1 on a "
+            "failure, 2 for an invalid configuration, 130 after Ctrl-C.",
         ),
     }
     for action, (summary, description) in storage_actions.items():
@@ -383,7 +384,7 @@ def _storage_command(args: argparse.Namespace) -> int:
 
     from fluxkit.config import Config, load_config
     from fluxkit.errors import ConfigError
-    from fluxkit.storage import check_main, tiers
+    from fluxkit.storage import tiers
 
     action = args.storage_command
     try:
@@ -398,109 +399,51 @@ def _storage_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"fluxkit storage {action}: {exc}", file=sys.stderr)
         return EXIT_NOT_MEDIA
-    if settings is None:  # plain local storage
-        if action == "check":
-            try:
-                return check_main(config.video.storage_path)
-            except KeyboardInterrupt:
-                return _storage_interrupted(action)
-        print(f"storage {action}: no [video.storage] policy: local storage only, nothing to {action} "
-              "(its index is reconciled with the files at start-up)")  # fmt: skip
-        return EXIT_OK
+    if settings is None:
+        return _storage_local(config.video.storage_path, action)
     return _storage_tiers(settings, action)
 
 
-#: Exit status of a storage command stopped by Ctrl-C (128 + SIGINT, what shells report).
-EXIT_INTERRUPTED = 130
+def _storage_local(path: Any, action: str) -> int:
+    """`check` or `rebuild` of plain local storage (no `[video.storage] policy`): `fluxkit.storage.check_main` /
+    `rebuild_main` on the recordings directory; there is nothing to migrate."""
+    import fluxkit.storage
 
-#: What is kept when each storage command is interrupted, and how to go on.
-_STORAGE_RESUME = {
-    "check": "it changes nothing; run it again to check from the start",
-    "rebuild": "every copy indexed so far is kept; run it again to finish (it lists the backends again and "
-    "updates what is already indexed in place)",
-    "migrate": "every finished move is recorded; run it again to continue where it stopped",
-}
+    if action == "migrate":
+        print(f"storage migrate: no [video.storage] policy: local storage only, nothing to migrate "
+              f"({path} keeps every recording)")  # fmt: skip
+        return EXIT_OK
+    try:
+        if action == "check":
+            return fluxkit.storage.check_main(path)
+        print(f"storage rebuild: no [video.storage] policy: local storage only, rebuilding the index of {path} "
+              "from its files", flush=True)  # fmt: skip
+        return fluxkit.storage.rebuild_main(path)
+    except KeyboardInterrupt:
+        return _storage_interrupted(action)
 
 
 def _storage_interrupted(action: str) -> int:
-    print(f"fluxkit storage {action}: interrupted; {_STORAGE_RESUME[action]}", file=sys.stderr, flush=True)
+    from fluxkit.storage.tiers import EXIT_INTERRUPTED, RESUME_HINTS
+
+    print(f"fluxkit storage {action}: interrupted; {RESUME_HINTS[action]}", file=sys.stderr, flush=True)
     return EXIT_INTERRUPTED
 
 
 def _storage_tiers(settings: Any, action: str) -> int:
-    """Run `check`, `rebuild` or `migrate` on the configured policy storage, with progress on the terminal.
+    """Run `check`, `rebuild` or `migrate` on the configured policy storage (`fluxkit.storage.tiers.check_main`,
+    `rebuild_main`, `migrate_main`), with progress on the terminal.
 
     Progress goes to a bar on stderr when stderr is a terminal, else (logs, pipes) one line per update on stdout;
-    findings and the summary go to stdout either way. Ctrl-C (SIGINT) closes the storage and exits with
-    `EXIT_INTERRUPTED`: `check` and `rebuild` stop at once (safe anywhere: check changes nothing, rebuild
-    records each copy as it finds it); `migrate` finishes the segment it is moving (copy, verify, index, delete
-    the source) and stops before the next, so no copy is left half-moved; a second Ctrl-C stops it at once.
+    findings and the summary go to stdout either way. Ctrl-C is handled by the entry points: the storage is
+    closed and the exit status is 130 (`migrate` first finishes the segment it is moving; a second Ctrl-C stops
+    it at once).
     """
-    import signal
+    from fluxkit.storage import tiers
 
-    import trio
-
-    from fluxkit.errors import ConfigError
-    from fluxkit.storage.tiers import build_storage
-
-    async def _main(progress: _Progress) -> int:
-        async with build_storage(settings) as storage:
-            for name, error in storage.down.items():
-                print(f"backend {name} unavailable: {error}", flush=True)
-            if action == "rebuild":
-                n = await storage.rebuild(progress)
-                print(f"rebuild done: {n} copies indexed", flush=True)
-                return EXIT_OK if not storage.down else EXIT_UNREADABLE
-            if action == "migrate":
-                await storage.repair(progress)
-                n = await storage.migrate(progress)
-                print(f"migrate done: {n} segments moved", flush=True)
-                return EXIT_OK
-            report = await storage.check(progress=progress)
-            for line in report.lines():
-                print(line, flush=True)
-            if report.ok:
-                print(f"storage OK: {report.copies} copies checked", flush=True)
-                return EXIT_OK
-            return EXIT_UNREADABLE
-
-    async def _interruptible(progress: _Progress) -> int:
-        result = EXIT_INTERRUPTED  # unless the operation returns (it may finish after a first Ctrl-C)
-        with trio.open_signal_receiver(signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-
-                async def _on_sigint() -> None:
-                    async for _ in signals:
-                        if action == "migrate" and not progress.stopping:
-                            progress.stopping = True  # the next progress call, between two segments, stops it
-                            print(f"fluxkit storage {action}: stopping after the current segment (Ctrl-C again to "
-                                  "stop at once)", file=sys.stderr, flush=True)  # fmt: skip
-                        else:
-                            nursery.cancel_scope.cancel()
-
-                nursery.start_soon(_on_sigint)
-                with contextlib.suppress(_Stopped):
-                    result = await _main(progress)
-                nursery.cancel_scope.cancel()
-        return result
-
-    try:
-        with _Progress.open(action) as progress:
-            status = trio.run(_interruptible, progress)
-    except (KeyboardInterrupt, BaseExceptionGroup) as exc:
-        if isinstance(exc, BaseExceptionGroup):  # a nursery (parallel copies) wraps Ctrl-C
-            interrupt, rest = exc.split(KeyboardInterrupt)
-            if interrupt is None or rest is not None:
-                raise
-        return _storage_interrupted(action)
-    except (OSError, ConfigError) as exc:
-        print(f"storage {action} failed: {exc}", flush=True)
-        return EXIT_UNREADABLE
-    return _storage_interrupted(action) if status == EXIT_INTERRUPTED else status
-
-
-class _Stopped(Exception):
-    """Raised by the progress callback once a stop was asked for: the operation ends between two items."""
+    entry = {"check": tiers.check_main, "rebuild": tiers.rebuild_main, "migrate": tiers.migrate_main}[action]
+    with _Progress.open(action) as progress:
+        return entry(settings, progress=progress)
 
 
 class _Progress:
@@ -512,12 +455,9 @@ class _Progress:
     `done=` and `total=` instead of writing them into the text. Text without a count (a skipped blob, a summary)
     is information, printed to stdout in both modes.
 
-    After `stopping` is set (Ctrl-C), the next call reports and then raises `_Stopped`: the operations call their
-    progress between two items, where stopping leaves nothing half done.
     """
 
     _COUNT = re.compile(r"(\d+)/(\d+)")
-    stopping = False
 
     @staticmethod
     def open(action: str) -> _Progress:
@@ -532,11 +472,6 @@ class _Progress:
 
     def __call__(self, message: str, *, done: int | None = None, total: int | None = None) -> None:
         print(message, flush=True)
-        self._stop_if_asked()
-
-    def _stop_if_asked(self) -> None:
-        if self.stopping:
-            raise _Stopped
 
 
 class _BarProgress(_Progress):
@@ -591,7 +526,6 @@ class _BarProgress(_Progress):
         if done is None or total is None:
             if match is None:
                 print(message, flush=True)  # information, not a count (rich shows it above the bars)
-                self._stop_if_asked()
                 return
             done, total = int(match.group(1)), int(match.group(2))
         phase, note = (message[: match.start()], message[match.end() :]) if match else (message, "")
@@ -601,7 +535,6 @@ class _BarProgress(_Progress):
             task = self._tasks[phase] = self._bar.add_task(phase, total=total, note="")
         # Drawn now, not at the next tick: what is printed above the bars next must not come with a stale bar.
         self._bar.update(task, completed=done, total=total, note=note.strip(" ,"), refresh=True)
-        self._stop_if_asked()
 
 
 def _config_validate(args: argparse.Namespace) -> int:

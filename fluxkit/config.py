@@ -377,6 +377,9 @@ class StorageSettings:
     serve_nvr: bool = False
     """Act as the NVR of other fluxkits: serve the NVR protocol (`/api/v1/recordings`) on the REST API, storing
     what edge fluxkits upload (with their `type = "nvr"` backend) in this fluxkit's storage."""
+    nvr_upload_max_age_hours: float = attrs.field(default=24.0, validator=_positive)
+    """With `serve_nvr`: hours after its last received byte that an unfinished upload is abandoned and its partial
+    file removed (at start and hourly); a client that comes back later sends the segment again (fractions allowed)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -130,6 +130,45 @@ def test_plain_local_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         assert "local storage only" in capsys.readouterr().out
 
 
+def test_plain_local_rebuild_calls_the_local_rebuild(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fluxkit.storage
+    from fluxkit.storage import INDEX_NAME as LOCAL_INDEX_NAME
+    from fluxkit.storage import LocalStorage
+    from tests.storage._feed import build
+    from tests.storage.test_index_retention import _record_into, _unlink_index
+
+    data = tmp_path / "data"
+    recordings = data / "recordings"
+    tracks, frames = build("h264", frames=100, gop=25)
+
+    async def _segments() -> list[tuple[str, str]]:
+        async with LocalStorage(recordings, reserve_bytes=0) as storage:
+            return [(s.path, s.sha256) for s in (await storage.query_segments("cam1", 0, 4e9)).segments]
+
+    async def _record() -> None:
+        async with LocalStorage(recordings, reserve_bytes=0) as storage:
+            await _record_into(storage, frames, tracks)
+
+    trio.run(_record)
+    before = trio.run(_segments)
+    assert len(before) >= 2
+    _unlink_index(recordings / LOCAL_INDEX_NAME)
+    # The command hands the recordings directory to `fluxkit.storage.rebuild_main`...
+    calls = []
+    real = fluxkit.storage.rebuild_main
+    monkeypatch.setattr(fluxkit.storage, "rebuild_main", lambda *a, **kw: calls.append((a, kw)) or real(*a, **kw))
+    assert main(["storage", "rebuild", "--data-dir", str(data)]) == 0
+    assert calls == [((recordings,), {})]
+    # ... which rebuilds the lost index from the files.
+    out = capsys.readouterr().out
+    assert f"rebuild done: {len(before)} segments adopted" in out
+    assert "nothing to rebuild" not in out
+    assert trio.run(_segments) == before
+    assert main(["storage", "check", "--data-dir", str(data)]) == 0
+
+
 # -- progress bars on a terminal, Ctrl-C --------------------------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]

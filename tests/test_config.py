@@ -528,3 +528,20 @@ def test_storage_retention_mistakes(text: str, expected: list[str]) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(text)
     assert info.value.messages == expected
+
+
+def test_nvr_upload_max_age() -> None:
+    assert parse_config("").video.storage.nvr_upload_max_age_hours == 24.0
+    storage = parse_config("[video.storage]\nserve_nvr = true\nnvr_upload_max_age_hours = 2\n").video.storage
+    assert storage.serve_nvr
+    assert storage.nvr_upload_max_age_hours == 2.0
+    assert isinstance(storage.nvr_upload_max_age_hours, float)
+    assert parse_config("[video.storage]\nnvr_upload_max_age_hours = 0.25\n").video.storage.nvr_upload_max_age_hours
+    for text, shown in (("0", "0.0"), ("-3", "-3.0")):
+        with pytest.raises(ConfigError) as info:
+            parse_config(f"[video.storage]\nnvr_upload_max_age_hours = {text}\n")
+        where = "$.video.storage.nvr_upload_max_age_hours"
+        assert info.value.messages == [f"must be greater than 0, not {shown} @ {where}"]
+    with pytest.raises(ConfigError) as info:
+        parse_config('[video.storage]\nnvr_upload_max_age_hours = "24"\n')
+    assert "$.video.storage.nvr_upload_max_age_hours" in info.value.messages[0]

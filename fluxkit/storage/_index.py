@@ -244,6 +244,10 @@ class SegmentIndex:
             (stream, start_us, end_us),
         )
 
+    def streams(self) -> list[str]:
+        """The stream ids that have live segments, sorted."""
+        return [str(s) for (s,) in self._all("SELECT DISTINCT stream FROM segments WHERE garbage = 0 ORDER BY stream")]
+
     def all_segments(self) -> list[tuple[Any, ...]]:
         return self._all(f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE garbage = 0 ORDER BY start_us")
 
@@ -355,13 +359,16 @@ class SegmentIndex:
         return [(str(k), str(s)) for k, s in rows]
 
     def to_garbage(self, ids: list[int]) -> list[tuple[Any, ...]]:
-        """Mark segments garbage and their present copies `deleting`, in one transaction; returns their rows."""
+        """Mark segments garbage and their present copies `deleting`, in one transaction; returns the rows of those
+        that were live (unknown ids, and segments already being deleted, are not returned)."""
         if not ids:
             return []
 
         def _do(db: sqlite3.Connection) -> list[tuple[Any, ...]]:
             marks = ",".join("?" * len(ids))
-            rows = db.execute(f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE id IN ({marks})", ids).fetchall()
+            rows = db.execute(
+                f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE garbage = 0 AND id IN ({marks}) ORDER BY start_us", ids
+            ).fetchall()
             db.execute(f"UPDATE segments SET garbage = 1 WHERE id IN ({marks})", ids)
             db.execute(f"DELETE FROM copies WHERE state = ? AND segment_id IN ({marks})", [RETIRED, *ids])
             db.execute(f"UPDATE copies SET state = ? WHERE segment_id IN ({marks})", [DELETING, *ids])

@@ -33,7 +33,7 @@ import logging
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, Self, runtime_checkable
 
@@ -507,6 +507,35 @@ class LocalStorage:
         self._collect_garbage()
         return records
 
+    def _delete_making_room(self, ids: list[int]) -> list[SegmentRecord]:
+        """`_delete`, giving up the reserve first when the disk is too full for the index to record it."""
+        try:
+            deleted = self._delete(ids)
+        except (OSError, sqlite3.Error) as exc:
+            # On a full disk the index cannot even record what it is about to delete: give it the reserve,
+            # delete in the usual crash-safe order, then take the reserve back from the freed space.
+            if not _disk_full(exc) or not self._release_reserve():
+                raise
+            _log.warning("disk full: released the %d-byte reserve so the deletion can run", self.reserve_bytes)
+            deleted = self._delete(ids)
+        self._make_reserve()
+        return deleted
+
+    async def delete_segments(self, ids: Sequence[int]) -> list[SegmentRecord]:
+        """Delete these segments now, in the crash-safe order (rows marked garbage, files unlinked and the directory
+        fsynced, rows dropped); ids not indexed (or already being deleted) are skipped. Returns the segments
+        deleted. This is how a segment is deleted on request (the NVR protocol's DELETE)."""
+        wanted = [int(i) for i in ids]
+        deleted: list[SegmentRecord] = await self._run(self._delete_making_room, wanted)
+        for record in deleted:
+            _log.info("deleted %s on request (%d bytes)", record.path, record.size)
+        return deleted
+
+    async def stream_ids(self) -> list[str]:
+        """The ids of the streams that have recordings, sorted."""
+        result: list[str] = await self._run(self.index.streams)
+        return result
+
     def _collect_garbage(self) -> list[str]:
         """Finish every pending deletion; returns the relative paths whose files were removed."""
         pending = self.index.pending_deletions()
@@ -565,16 +594,7 @@ class LocalStorage:
             if min_free_bytes is not None:
                 need = max(need, min_free_bytes - shutil.disk_usage(self.root).free)
             ids = self._plan_retention(now_us, max_age, max_bytes, max_stream_bytes, need)
-            try:
-                deleted = self._delete(ids)
-            except (OSError, sqlite3.Error) as exc:
-                # On a full disk the index cannot even record what it is about to delete: give it the reserve,
-                # delete in the usual crash-safe order, then take the reserve back from the freed space.
-                if not _disk_full(exc) or not self._release_reserve():
-                    raise
-                _log.warning("disk full: released the %d-byte reserve so retention can run", self.reserve_bytes)
-                deleted = self._delete(ids)
-            self._make_reserve()
+            deleted = self._delete_making_room(ids)
             if max_age is not None:
                 self.index.delete_gaps_before(now_us - round(max_age * 1_000_000))
             return deleted

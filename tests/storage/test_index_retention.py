@@ -348,6 +348,83 @@ async def test_local_retention_limits_and_free_space(tmp_path: Path) -> None:
             assert await storage.apply_retention() == []
 
 
+# -- deleting on request, stream ids ------------------------------------------------------------------------------
+
+
+class Killed(Exception):
+    """Stands for the process being killed at that point."""
+
+
+@pytest.mark.trio
+async def test_local_delete_segments_and_stream_ids(tmp_path: Path) -> None:
+    with trio.fail_after(20):
+        async with LocalStorage(tmp_path, reserve_bytes=0) as storage:
+            assert await storage.stream_ids() == []
+            records = [await storage.save_segment(make_segment(storage, i, stream=s)[0])
+                       for i, s in enumerate(["cam2", "cam1", "cam1", "cam3"])]  # fmt: skip
+            assert await storage.stream_ids() == ["cam1", "cam2", "cam3"]
+            # Unknown ids are skipped; what was deleted comes back, its file and rows gone.
+            deleted = await storage.delete_segments([records[0].id, 999_999, records[2].id])
+            assert [d.id for d in deleted] == [records[0].id, records[2].id]
+            assert [d.path for d in deleted] == [records[0].path, records[2].path]
+            assert not Path(records[0].path).exists()
+            assert not Path(records[2].path).exists()
+            assert Path(records[1].path).exists()
+            assert await storage.stream_ids() == ["cam1", "cam3"]
+            assert storage.index.pending_deletions() == []
+            assert storage.index.segment_by_id(records[0].id) is None
+            assert await storage.delete_segments([records[0].id]) == []  # twice: nothing more
+            # Killed after the rows were marked, before the file went: the next open finishes the deletion.
+            storage._collect_garbage = lambda: (_ for _ in ()).throw(Killed())  # type: ignore[method-assign]
+            with pytest.raises(Killed):
+                await storage.delete_segments([records[1].id])
+            assert await storage.stream_ids() == ["cam3"]  # no longer listed, although its file is still there
+            assert Path(records[1].path).exists()
+        async with LocalStorage(tmp_path, reserve_bytes=0) as storage:
+            assert not Path(records[1].path).exists()  # finished, not adopted back
+            assert [s.id for s in (await storage.query_segments("cam1", 0, 4e9)).segments] == []
+            assert storage.index.pending_deletions() == []
+            assert await storage.stream_ids() == ["cam3"]
+
+
+@pytest.mark.trio
+async def test_managed_delete_segments_every_copy_and_stream_ids(tmp_path: Path) -> None:
+    class Flaky(DirStore):
+        broken = False
+
+        async def delete(self, key: str) -> None:
+            if self.broken:
+                raise OSError(5, "simulated I/O error")
+            await super().delete(key)
+
+    r1, r2 = DirStore(tmp_path / "r1", name="r1"), Flaky(tmp_path / "r2", name="r2")
+    with trio.fail_after(20):
+        async with MultiReplicaStorage([r1, r2], quorum=2, state_dir=tmp_path / "st") as storage:
+            assert await storage.stream_ids() == []
+            records = [await storage.save_segment(make_segment(storage, i, stream=s)[0])
+                       for i, s in enumerate(["cam1", "cam2", "cam1"])]  # fmt: skip
+            assert await storage.stream_ids() == ["cam1", "cam2"]
+            deleted = await storage.delete_segments([records[1].id, 424242])
+            assert [d.id for d in deleted] == [records[1].id]
+            assert await storage.stream_ids() == ["cam1"]
+            assert len(list(r1.root.rglob("*.mp4"))) == len(list(r2.root.rglob("*.mp4"))) == 2
+            # One backend cannot delete: the segment is gone from the listings at once, its copy there stays
+            # marked and goes once the backend works again; nothing is left behind.
+            r2.broken = True
+            deleted = await storage.delete_segments([records[0].id])
+            assert [d.id for d in deleted] == [records[0].id]
+            assert [s.id for s in (await storage.query_segments("cam1", 0, 4e9)).segments] == [records[2].id]
+            assert len(list(r1.root.rglob("*.mp4"))) == 1
+            assert len(list(r2.root.rglob("*.mp4"))) == 2
+            assert [(i, b) for i, b, _k in storage.index.pending_deletions()] == [(records[0].id, "r2")]
+            r2.broken = False
+            await storage.finish_deletions()
+            assert storage.index.pending_deletions() == []
+            assert storage.index.segment_by_id(records[0].id) is None
+            assert len(list(r2.root.rglob("*.mp4"))) == 1
+            assert (await storage.check()).ok
+
+
 # -- status -------------------------------------------------------------------------------------------------------
 
 

@@ -357,3 +357,101 @@ async def test_delete_goes_through_the_public_storage_method(tmp_path: Path) -> 
             await nvr.delete(key)
             assert PublicDeleteStorage.deleted == [record.id]
             await nvr.aclose()
+
+
+class PublicOnly:
+    """A storage seen through its public methods only: the NVR routes need nothing else (no index, no private
+    helpers)."""
+
+    ALLOWED = frozenset({"root", "segment_paths", "save_segment", "query_segments", "stream_ids", "delete_segments",
+                         "fetch_to_cache"})  # fmt: skip
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.ALLOWED:
+            raise AttributeError(f"the NVR routes reached for {name!r}")
+        return getattr(self._inner, name)
+
+
+@pytest.mark.parametrize("kind", ["local", "managed"])
+@pytest.mark.trio
+async def test_nvr_routes_use_only_public_storage_methods(tmp_path: Path, kind: str) -> None:
+    inner: Any = (
+        LocalStorage(tmp_path / "central")
+        if kind == "local"
+        else ManagedStorage([DirStore(tmp_path / "central-data", name="d")], state_dir=tmp_path / "central")
+    )
+    with trio.fail_after(30):
+        async with inner:
+            routes = tuple(nvr_routes(PublicOnly(inner)))
+            async with running_api(lambda _e: {"storage": inner, "extra_routes": routes}, token=TOKEN) as api:
+                nvr = edge_store(api.port)
+                await nvr.open()
+                segs = [make_segment(inner, i, stream=s) for i, s in enumerate(["cam1", "cam2", "cam1"])]
+                keys = []
+                for seg, _data in segs:
+                    keys.append(f"{seg.stream_id}/2023-11-14/22/{seg.final_path.name}")
+                    await nvr.put_file(keys[-1], seg.partial_path, size=seg.size, sha256=seg.sha256,
+                                       metadata={"stream": seg.stream_id, "start-us": str(seg.start_us),
+                                                 "media-us": str(seg.media_us)})  # fmt: skip
+                assert sorted(b.key for b in await nvr.list_blobs()) == sorted(keys)  # every stream
+                await nvr.delete(keys[0])
+                assert sorted(b.key for b in await nvr.list_blobs()) == sorted(keys[1:])
+                assert await inner.stream_ids() == ["cam1", "cam2"]
+                (left,) = (await inner.query_segments("cam1", 0, 4e9)).segments
+                assert left.sha256 == segs[2][0].sha256
+                dest = tmp_path / "back.mp4"
+                await nvr.fetch(keys[2], dest)
+                assert dest.read_bytes() == segs[2][1]
+                await nvr.delete(keys[1])
+                assert await inner.stream_ids() == ["cam1"]
+                await nvr.aclose()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.trio
+async def test_fluxkit_run_serving_nvr_sweeps_abandoned_uploads_at_start(tmp_path: Path) -> None:
+    import time
+    from functools import partial
+
+    from fluxkit.app import run_fluxkit
+    from fluxkit.config import ApiSettings, Config, KeyframeSettings, ProtocolSettings, StorageSettings, VideoSettings
+
+    ports = {name: _free_port() for name in ("rtsp_port", "api_port", "rtmp_port", "sip_port")}
+    config = Config(video=VideoSettings(
+        data_dir=str(tmp_path), protocols=ProtocolSettings(**ports), api=ApiSettings(token=TOKEN),
+        keyframe=KeyframeSettings(enabled=False),
+        storage=StorageSettings(serve_nvr=True, nvr_upload_max_age_hours=1.5),
+    ))  # fmt: skip
+    uploads = tmp_path / "recordings" / UPLOADS_DIR_NAME / "cam1"
+    uploads.mkdir(parents=True)
+    seg_old, seg_recent = (f"20231114T2213{s:02d}.000Z.mp4" for s in (20, 22))
+    old, recent = uploads / f"2023-11-14T22_{seg_old}.upload", uploads / f"2023-11-14T22_{seg_recent}.upload"
+    for path in (old, recent):
+        path.write_bytes(b"x" * 100)
+    now = time.time()
+    os.utime(old, (now - 2 * 3600, now - 2 * 3600))  # older than 1.5 h: abandoned
+    os.utime(recent, (now - 3600, now - 3600))  # within 1.5 h (the 24 h default would keep both)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            running = await nursery.start(partial(run_fluxkit, config))
+            assert not old.exists()  # swept before fluxkit reported it was serving
+            assert recent.exists()
+            # The routes serve the same uploads: the recent one still resumes from its 100 bytes.
+            async with httpx.AsyncClient(base_url=running.api_url,
+                                         headers={"Authorization": f"Bearer {TOKEN}"}) as client:  # fmt: skip
+                params = {"key": f"cam1/2023-11-14/22/{seg_recent}", "start": str(T0 + 2_000_000),
+                          "end": str(T0 + 4_000_000), "sha256": "0" * 64, "size": "4096"}  # fmt: skip
+                r = await client.post("/api/v1/recordings/cam1", params=params,
+                                      headers={"Content-Range": "bytes */4096"})  # fmt: skip
+                assert (r.status_code, r.headers.get("range")) == (308, "bytes=0-99")
+            nursery.cancel_scope.cancel()

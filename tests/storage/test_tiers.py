@@ -325,3 +325,142 @@ async def test_keyframes_stay_local_and_are_listed(tmp_path: Path) -> None:
     assert Path(record.path).read_bytes() == b"\xff\xd8x"
     assert Path(later.au_path).suffix == ".h265"
     assert not list((tmp_path / "state" / "keyframes").rglob("*.partial"))  # written by temporary name, renamed
+
+
+# -- crash windows --------------------------------------------------------------------------------------------------
+
+
+class Killed(Exception):
+    """Stands for the process being killed at that point."""
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["hot-cold", "hot-warm-cold"])
+@pytest.mark.trio
+async def test_migrate_finishes_a_move_killed_between_copy_and_mark(tmp_path: Path, warm: bool) -> None:
+    def tiers() -> TieredStorage:
+        hot, cold = DirStore(tmp_path / "hot", name="hot"), DirStore(tmp_path / "cold", name="cold")
+        middle = DirStore(tmp_path / "warm", name="warm") if warm else None
+        return TieredStorage(hot, middle, cold, hot_days=0, warm_days=0, state_dir=tmp_path / "st")
+
+    with trio.fail_after(20):
+        async with tiers() as storage:
+            segs = [make_segment(storage, i) for i in range(3)]
+            for s, _ in segs:
+                await storage.save_segment(s)
+            index = storage.index
+            original = index.mark_deleting
+            calls = 0
+
+            def mark_deleting(seg_id: int, backend: str) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == 2:  # the second segment's first copy is recorded; its source not marked yet
+                    raise Killed
+                original(seg_id, backend)
+
+            index.mark_deleting = mark_deleting  # type: ignore[method-assign]
+            with pytest.raises(Killed):
+                await storage.migrate(now=T0 / 1e6 + 60)
+        # Restarted: the next migrate finishes the interrupted move (and the third segment's).
+        async with tiers() as storage:
+            assert len(list((tmp_path / "hot").rglob("*.mp4"))) == 2  # the interrupted source is still there
+            await storage.migrate(now=T0 / 1e6 + 60)
+            assert not list((tmp_path / "hot").rglob("*.mp4"))
+            if warm:
+                assert not list((tmp_path / "warm").rglob("*.mp4"))
+            assert sorted(p.read_bytes() for p in (tmp_path / "cold").rglob("*.mp4")) == sorted(d for _s, d in segs)
+            copies = await trio.to_thread.run_sync(storage.index.all_copies)
+            assert sorted(copies.values()) == [["cold"]] * 3
+            assert await storage.migrate(now=T0 / 1e6 + 60) == 0  # nothing left to do
+            assert (await storage.check()).ok
+
+
+@pytest.mark.trio
+async def test_repair_finishes_a_move_to_the_primary_killed_between_copy_and_mark(tmp_path: Path) -> None:
+    blocker = tmp_path / "primary"
+    blocker.write_text("not a directory")
+
+    def storage() -> PrimaryBackupStorage:
+        primary, backup = DirStore(blocker / "data", name="primary"), DirStore(tmp_path / "backup", name="backup")
+        return PrimaryBackupStorage(primary, backup, state_dir=tmp_path / "state")
+
+    with trio.fail_after(20):
+        async with storage() as st:
+            segs = [make_segment(st, i) for i in range(2)]
+            for seg, _data in segs:
+                await st.save_segment(seg)  # on the backup: the primary is down
+            blocker.unlink()
+
+            def killed(seg_id: int, backend: str) -> None:
+                raise Killed
+
+            st.index.mark_deleting = killed  # type: ignore[method-assign]
+            with pytest.raises(Killed):
+                await st.repair()
+        assert len(list((blocker / "data").rglob("*.mp4"))) == 1
+        async with storage() as st:
+            assert await st.repair() == 1  # the other segment; the interrupted one is finished first
+            assert not list((tmp_path / "backup").rglob("*.mp4"))
+            assert sorted(p.read_bytes() for p in (blocker / "data").rglob("*.mp4")) == sorted(d for _s, d in segs)
+            assert sorted((await trio.to_thread.run_sync(st.index.all_copies)).values()) == [["primary"]] * 2
+            assert (await st.check()).ok
+
+
+@pytest.mark.trio
+async def test_buffered_upload_of_a_save_during_the_idle_check(tmp_path: Path) -> None:
+    """A segment saved while the idle uploader looks at the spill directory is uploaded without another save."""
+    import threading
+
+    looking, release = threading.Event(), threading.Event()
+    with trio.fail_after(10):
+        async with ManagedStorage([DirStore(tmp_path / "r", name="r")], state_dir=tmp_path / "st") as remote:
+            buffered = BufferedStorage(remote, tmp_path / "spill")
+            original = buffered._next_spilled
+            first = True
+
+            def next_spilled() -> FinishedSegment | None:
+                nonlocal first
+                if first:  # the first idle check: held until the save is done
+                    first = False
+                    looking.set()
+                    release.wait(10)
+                return original()
+
+            buffered._next_spilled = next_spilled  # type: ignore[method-assign]
+            async with trio.open_nursery() as nursery:
+                await nursery.start(buffered.run)
+                await trio.to_thread.run_sync(looking.wait, 10)
+                seg, _data = make_segment(buffered, 0)
+                await buffered.save_segment(seg)
+                release.set()
+                await buffered.drain()  # hangs (until fail_after) when the wakeup is lost
+                nursery.cancel_scope.cancel()
+            assert (buffered.uploaded, buffered.pending) == (1, 0)
+            assert len((await remote.query_segments("cam1", 0, 4e9)).segments) == 1
+
+
+def test_commands_report_progress_to_a_callback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = TierSettings(
+        policy="tiered", state_dir=str(tmp_path / "st"), hot_days=0, warm_days=0,
+        backends=(BackendSettings(type="local", name="hot", base_path=str(tmp_path / "hot")),
+                  BackendSettings(type="local", name="cold", base_path=str(tmp_path / "cold"))),
+    )  # fmt: skip
+
+    async def _fill() -> None:
+        async with build_storage(settings) as storage:
+            for i in range(2):
+                await storage.save_segment(make_segment(storage, i)[0])
+
+    trio.run(_fill)
+    lines: list[str] = []
+    assert migrate_main(settings, progress=lines.append) == 0
+    assert lines == ["migrate: 1/2 segments, 0.0 MB", "migrate: 2/2 segments, 0.0 MB"]
+    assert capsys.readouterr().out == "migrate done: 2 segments moved\n"  # the summary only: progress went to lines
+    lines.clear()
+    assert check_main(settings, progress=lines.append) == 0
+    assert capsys.readouterr().out == "storage OK: 2 copies checked\n"
+    for extra in ("", "-wal", "-shm"):
+        (tmp_path / "st" / f"tiers.sqlite3{extra}").unlink(missing_ok=True)
+    assert rebuild_main(settings, progress=lines.append) == 0
+    assert "rebuild cold: 2/2" in lines
+    assert capsys.readouterr().out == "rebuild done: 2 copies indexed\n"

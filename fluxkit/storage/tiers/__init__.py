@@ -5,7 +5,8 @@ hot/warm/cold policies, a spilling batch writer, and the rebuild / migrate / che
 `StorageBackend` contract (`fluxkit.storage.StorageBackend`), so `open_recorder` records into it unchanged.
 The index is `fluxkit.storage.SegmentIndex` (shared with plain local storage; `TierIndex` is its old name here).
 See `_managed` for the ordering that makes moves crash-safe, `_s3` for the S3 details and `_nvr` for the NVR
-HTTP protocol (client `NvrStorage`, server `nvr_routes`).
+HTTP protocol (client `NvrStorage`, server `nvr_routes` with `NvrUploads`, which removes uploads a client
+abandoned).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from fluxkit.storage._index import SegmentIndex as TierIndex
 
 from ._buffered import DEFAULT_MAX_QUEUE as DEFAULT_MAX_QUEUE
 from ._buffered import BufferedStorage as BufferedStorage
+from ._config import EXIT_INTERRUPTED as EXIT_INTERRUPTED
+from ._config import RESUME_HINTS as RESUME_HINTS
 from ._config import BackendSettings as BackendSettings
 from ._config import TierSettings as TierSettings
 from ._config import build_storage as build_storage
@@ -31,7 +34,10 @@ from ._managed import PrimaryBackupStorage as PrimaryBackupStorage
 from ._managed import TierCheckReport as TierCheckReport
 from ._managed import TieredStorage as TieredStorage
 from ._nvr import DEFAULT_CHUNK_SIZE as DEFAULT_CHUNK_SIZE
+from ._nvr import DEFAULT_UPLOAD_MAX_AGE as DEFAULT_UPLOAD_MAX_AGE
+from ._nvr import DEFAULT_UPLOAD_SWEEP_INTERVAL as DEFAULT_UPLOAD_SWEEP_INTERVAL
 from ._nvr import NvrStorage as NvrStorage
+from ._nvr import NvrUploads as NvrUploads
 from ._nvr import nvr_routes as nvr_routes
 from ._s3 import DEFAULT_PART_SIZE as DEFAULT_PART_SIZE
 from ._s3 import CloudStorage as CloudStorage
@@ -45,7 +51,11 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MAX_QUEUE",
     "DEFAULT_PART_SIZE",
+    "DEFAULT_UPLOAD_MAX_AGE",
+    "DEFAULT_UPLOAD_SWEEP_INTERVAL",
+    "EXIT_INTERRUPTED",
     "INDEX_NAME",
+    "RESUME_HINTS",
     "BackendSettings",
     "BlobInfo",
     "BlobStore",
@@ -56,6 +66,7 @@ __all__ = [
     "MultiReplicaStorage",
     "NasStorage",
     "NvrStorage",
+    "NvrUploads",
     "PrimaryBackupStorage",
     "TierCheckReport",
     "TierError",

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,9 @@ class BufferedStorage:
         """Upload queued, then spilled, segments until cancelled."""
         task_status.started()
         while True:
+            # Armed before looking: a save while the spill directory is read (in a thread) sets this event, so the
+            # wait below returns at once instead of missing it until the next save.
+            self._wakeup = trio.Event()
             if self._queue:
                 seg = self._queue[0]
                 await self._upload(seg)
@@ -170,7 +174,6 @@ class BufferedStorage:
             if spilled is not None:
                 await self._upload(spilled)
                 continue
-            self._wakeup = trio.Event()
             await self._wakeup.wait()
 
     async def drain(self) -> None:
@@ -192,6 +195,13 @@ class BufferedStorage:
 
     async def cleanup_expired(self, **kwargs: Any) -> list[SegmentRecord]:
         return await self.remote.cleanup_expired(**kwargs)
+
+    async def delete_segments(self, ids: Sequence[int]) -> list[SegmentRecord]:
+        """The remote storage's `delete_segments` (segments still queued or spilled have no id yet)."""
+        return await self.remote.delete_segments(ids)
+
+    async def stream_ids(self) -> list[str]:
+        return await self.remote.stream_ids()
 
     async def status(self) -> dict[str, Any]:
         """The remote storage's `status()` (spilled segments are not in it yet)."""

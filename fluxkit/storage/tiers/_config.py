@@ -3,15 +3,20 @@
 
 Strategy: plain attrs records mirroring the config names, so the config loader can build them with cattrs;
 `build_storage` turns them into a policy over blob stores. The command entry points are synchronous (they run
-their own Trio loop), print progress lines, stop cleanly on Ctrl-C (exit 130) and resume on the next run, since
+their own Trio loop), report progress to a callback (`fluxkit storage` draws bars with it; default: lines on
+stdout), stop cleanly on Ctrl-C (exit 130; `migrate` between two segments) and resume on the next run, since
 all their state is in the tier index.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import AsyncIterator, Sequence
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +33,8 @@ from ._s3 import CloudStorage
 from ._stores import BlobStore, DirStore, NasStorage
 
 __all__ = [
+    "EXIT_INTERRUPTED",
+    "RESUME_HINTS",
     "BackendSettings",
     "TierSettings",
     "build_storage",
@@ -40,6 +47,8 @@ __all__ = [
 ]
 
 POLICIES = ("primary_backup", "multi_replica", "tiered")
+#: The progress callback of the commands: one line of text per update (`migrate: 3/10 segments, 12.0 MB`).
+Progress = Callable[[str], None]
 TYPES = ("local", "nas", "nvr", "s3")
 
 
@@ -168,52 +177,120 @@ def build_storage(settings: TierSettings) -> ManagedStorage:
                          state_dir=settings.state_dir, retention=retention)  # fmt: skip
 
 
-def _run_command(settings: TierSettings, what: str) -> int:
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT, what shells report).
+EXIT_INTERRUPTED = 130
+
+#: What each command keeps when it is interrupted, and how to go on (printed with the interruption).
+RESUME_HINTS = {
+    "check": "it changes nothing; run it again to check from the start",
+    "rebuild": "every copy indexed so far is kept; run it again to finish (it reads the backends again and "
+    "updates what is already indexed in place)",
+    "migrate": "every finished move is recorded; run it again to continue where it stopped",
+}
+
+
+class _Stopped(Exception):
+    """Raised by the progress callback once a stop was asked for: the operation ends between two items."""
+
+
+def _interrupted(what: str) -> int:
+    """Say on stderr that `fluxkit storage WHAT` was interrupted and how to resume; returns `EXIT_INTERRUPTED`."""
+    print(f"fluxkit storage {what}: interrupted; {RESUME_HINTS[what]}", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+def _run_command(settings: TierSettings, what: str, progress: Progress | None) -> int:
+    """Run `what` on the configured storage in a Trio loop of its own; returns the exit status.
+
+    Ctrl-C (SIGINT, in the main thread): `check` and `rebuild` stop at once (safe anywhere: check changes nothing,
+    rebuild records each copy as it finds it); `migrate` finishes the segment it is moving (copy, verify, index,
+    delete the source) and stops at its next progress report, before the next segment, so no copy is left half
+    moved; a second Ctrl-C stops it at once. Either way the storage is closed, the interruption and how to resume
+    are printed on stderr, and the status is `EXIT_INTERRUPTED`.
+    """
+    report: Progress = progress if progress is not None else (lambda line: print(line, flush=True))
+    stopping = False
+
+    def _progress(message: str) -> None:
+        report(message)
+        if stopping:
+            raise _Stopped
+
     async def _main() -> int:
         async with build_storage(settings) as storage:
-            if storage.down:
-                for name, error in storage.down.items():
-                    print(f"backend {name} unavailable: {error}", flush=True)
+            for name, error in storage.down.items():
+                print(f"backend {name} unavailable: {error}", flush=True)
             if what == "rebuild":
-                n = await storage.rebuild(lambda line: print(line, flush=True))
+                n = await storage.rebuild(_progress)
                 print(f"rebuild done: {n} copies indexed", flush=True)
                 return 0 if not storage.down else 1
             if what == "migrate":
-                await storage.repair(lambda line: print(line, flush=True))
-                n = await storage.migrate(lambda line: print(line, flush=True))
+                await storage.repair(_progress)
+                n = await storage.migrate(_progress)
                 print(f"migrate done: {n} segments moved", flush=True)
                 return 0
-            report = await storage.check(progress=lambda line: print(line, flush=True))
-            for line in report.lines():
+            result = await storage.check(progress=_progress)
+            for line in result.lines():
                 print(line, flush=True)
-            if report.ok:
-                print(f"storage OK: {report.copies} copies checked", flush=True)
+            if result.ok:
+                print(f"storage OK: {result.copies} copies checked", flush=True)
                 return 0
             return 1
 
+    async def _interruptible() -> int:
+        if threading.current_thread() is not threading.main_thread():
+            return await _main()  # signals are delivered to the main thread only: nothing to stop this one
+        status = EXIT_INTERRUPTED  # unless the operation returns (it may finish after a first Ctrl-C)
+        with trio.open_signal_receiver(signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def _on_sigint() -> None:
+                    nonlocal stopping
+                    async for _ in signals:
+                        if what == "migrate" and not stopping:
+                            stopping = True  # the next progress report, between two segments, stops it
+                            print(f"fluxkit storage {what}: stopping after the current segment (Ctrl-C again to "
+                                  "stop at once)", file=sys.stderr, flush=True)  # fmt: skip
+                        else:
+                            nursery.cancel_scope.cancel()
+
+                nursery.start_soon(_on_sigint)
+                with contextlib.suppress(_Stopped):
+                    status = await _main()
+                nursery.cancel_scope.cancel()
+        return status
+
     try:
-        return trio.run(_main)
-    except KeyboardInterrupt:
-        print(f"{what} interrupted: run it again to resume", flush=True)
-        return 130
+        status = trio.run(_interruptible)
+    except (KeyboardInterrupt, BaseExceptionGroup) as exc:
+        if isinstance(exc, BaseExceptionGroup):  # a nursery (parallel copies) wraps Ctrl-C
+            interrupt, rest = exc.split(KeyboardInterrupt)
+            if interrupt is None or rest is not None:
+                raise
+        return _interrupted(what)
     except (OSError, ConfigError) as exc:
         print(f"storage {what} failed: {exc}", flush=True)
         return 1
+    return _interrupted(what) if status == EXIT_INTERRUPTED else status
 
 
-def rebuild_main(settings: TierSettings) -> int:
-    """`fluxkit storage rebuild`: reconstruct the tier index from every backend; 0 on success."""
-    return _run_command(settings, "rebuild")
+def rebuild_main(settings: TierSettings, *, progress: Progress | None = None) -> int:
+    """`fluxkit storage rebuild`: reconstruct the tier index from every backend; 0 on success, 1 when a backend
+    was unreachable, `EXIT_INTERRUPTED` after Ctrl-C (see `_run_command`). `progress` gets the progress lines
+    (default: printed on stdout)."""
+    return _run_command(settings, "rebuild", progress)
 
 
-def migrate_main(settings: TierSettings) -> int:
-    """`fluxkit storage migrate`: repair missing copies and run the tier moves due now; 0 on success."""
-    return _run_command(settings, "migrate")
+def migrate_main(settings: TierSettings, *, progress: Progress | None = None) -> int:
+    """`fluxkit storage migrate`: repair missing copies and run the tier moves due now; 0 on success,
+    `EXIT_INTERRUPTED` after Ctrl-C, which stops between two segments (see `_run_command`)."""
+    return _run_command(settings, "migrate", progress)
 
 
-def check_main(settings: TierSettings) -> int:
-    """`fluxkit storage check` for the tiers: presence, size and sha256 of every copy; 0 when clean."""
-    return _run_command(settings, "check")
+def check_main(settings: TierSettings, *, progress: Progress | None = None) -> int:
+    """`fluxkit storage check` for the tiers: presence, size and sha256 of every copy; 0 when clean, 1 otherwise,
+    `EXIT_INTERRUPTED` after Ctrl-C."""
+    return _run_command(settings, "check", progress)
 
 
 def settings_from_dict(data: dict[str, object], *, state_dir: str | os.PathLike[str]) -> TierSettings:

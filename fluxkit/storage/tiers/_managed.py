@@ -10,7 +10,12 @@ transaction), and only then removes the spooled file. Reads (`query_segments`) c
 Moves (tier migration, repair) follow the index's order: copy, verify (size and sha256 as the destination reports
 them; S3 also checked the ETag against the bytes sent), add the destination copy, then mark the source
 `deleting`, delete it, drop its row. Every step is in the index, so a killed process resumes where it stopped:
-`finish_deletions` at open, and the next `migrate()` / `repair()` sees what is still to do.
+`finish_deletions` at open, and the next `migrate()` / `repair()` sees what is still to do, including a move
+killed between recording the destination copy and marking the source (both copies `ok`): the destination is
+checked on its backend again, then the source goes (`_finish_move`).
+
+`delete_segments(ids)` deletes segments on request (every copy, the same order) and `stream_ids()` lists the
+streams with recordings: with `query_segments`, what the NVR server routes (`_nvr`) need.
 
 Retention runs per backend (`retention={name: RetentionLimits}`, applied by `apply_retention` in the background
 pass): by age, by bytes kept and by free space, oldest first. A copy whose segment has another copy is retired
@@ -515,6 +520,32 @@ class ManagedStorage:
         await self._db(self.index.mark_deleting, seg_id, src)
         await self.finish_deletions()
 
+    async def _finish_move(self, seg_id: int, sources: Sequence[str], kept: Sequence[str], *, verify: bool) -> bool:
+        """The end of a move whose destination copy is recorded: mark the `sources` copies `deleting`, delete
+        them, drop their rows. With `verify`, first ask the backends of `kept` (one must hold the segment as the
+        index describes it: a move killed before its source was marked is finished by a later run this way).
+        Returns False, keeping the sources, when no kept copy is good."""
+        if verify:
+            row = await self._db(self.index.segment_by_id, seg_id)
+            good = False
+            for name in kept:
+                if row is None or name in self.down:
+                    continue
+                info = await self.stores[name].stat(row[2])
+                if info is not None and info.size == row[6] and (info.sha256 is None or info.sha256 == row[7]):
+                    good = True
+                    break
+            if not good:
+                _log.warning("storage: segment %d keeps its %s copy: no verified copy on %s", seg_id,
+                             ", ".join(sources), ", ".join(kept) or "the destination")  # fmt: skip
+                return False
+        elif not kept:
+            return False
+        for name in sources:
+            await self._db(self.index.mark_deleting, seg_id, name)
+        await self.finish_deletions()
+        return True
+
     async def finish_deletions(self) -> int:
         """Delete the copies marked `deleting` (a move's last step, retention, or a crash's leftovers)."""
         pending = await self._db(self.index.pending_deletions)
@@ -575,6 +606,28 @@ class ManagedStorage:
             gone = await self._retire(dict.fromkeys(self.stores, limits), now_us)
             records += [r for r in gone if all(r.id != x.id for x in records)]
         return records
+
+    async def delete_segments(self, ids: Sequence[int]) -> list[SegmentRecord]:
+        """Delete these segments now, every copy, in the crash-safe order: the rows marked garbage and the copies
+        `deleting` (one transaction), each copy deleted, the rows dropped. Ids not indexed (or already being
+        deleted) are skipped; a copy on a backend that is down stays marked and goes when it is back (the segment
+        is no longer listed meanwhile). Returns the segments deleted (the NVR protocol's DELETE uses this)."""
+        wanted = [int(i) for i in ids]
+
+        def _mark() -> list[SegmentRecord]:
+            copies = self.index.all_copies()
+            return [self._record(row, copies.get(row[0], [])) for row in self.index.to_garbage(wanted)]
+
+        records: list[SegmentRecord] = await self._db(_mark)
+        await self.finish_deletions()
+        for record in records:
+            _log.info("deleted segment %s on request (%d bytes, every copy)", record.path, record.size)
+        return records
+
+    async def stream_ids(self) -> list[str]:
+        """The ids of the streams that have recordings, sorted."""
+        result: list[str] = await self._db(self.index.streams)
+        return result
 
     async def disk_usage(self, name: str) -> tuple[int, int] | None:
         """(free bytes, total bytes) of a backend's file system, or None when it cannot tell (S3, NVR) or is
@@ -894,10 +947,22 @@ class PrimaryBackupStorage(ManagedStorage):
     def pending_repairs(self) -> int:
         return len(self._repair_todo())
 
+    def _unfinished_moves(self) -> list[int]:
+        """Segments on the primary that still have a backup copy although `keep_backup_copy` is off: a repair
+        killed after the primary copy was recorded, before the backup copy was marked."""
+        if self.keep_backup_copy:
+            return []
+        return [seg_id for seg_id, names in sorted(self.index.all_copies().items())
+                if self.primary in names and self.backup in names]  # fmt: skip
+
     async def repair(self, progress: Progress | None = None) -> int:
+        """Copy backup-only segments to the primary (moving them unless `keep_backup_copy`); also finishes the
+        moves a killed repair left with both copies. Returns the segments repaired."""
         await self.reopen_down()
         if self.primary in self.down:
             return 0
+        for seg_id in await self._db(self._unfinished_moves):
+            await self._finish_move(seg_id, [self.backup], [self.primary], verify=True)
         todo: list[int] = await self._db(self._repair_todo)
         done = 0
         for seg_id in todo:
@@ -1000,30 +1065,36 @@ class TieredStorage(ManagedStorage):
         return 0
 
     async def migrate(self, progress: Progress | None = None, *, now: TimeArg | None = None) -> int:
-        """Move every segment that is due, one tier step at a time (resumable: the index says where each is)."""
+        """Move every segment that is due, one tier step at a time; returns the segments moved (or finished).
+
+        Resumable: the index says where each copy is. The plan takes every segment with a copy on a tier below
+        the one it belongs on: one not moved yet, and also one whose move was killed after the destination copy
+        was recorded but before the source was marked (it has a verified copy at or above its target, and its
+        lower copies are then marked, deleted and dropped here).
+        """
         await self.finish_deletions()
         now_us = us_from_datetime(self._wall_clock() if now is None else now)
         rows = await self._db(self.index.all_segments)
         copies = await self._db(self.index.all_copies)
-        plan: list[tuple[int, str, int]] = []
+        plan: list[tuple[int, int, int]] = []  # (segment id, its highest tier, its target tier)
         for row in rows:
-            names = copies.get(row[0], [])
-            levels = [self.tiers.index(n) for n in names if n in self.tiers]
+            levels = [self.tiers.index(n) for n in copies.get(row[0], []) if n in self.tiers]
             if not levels:
                 continue
             target = self._target((now_us - row[4]) / 86_400e6)
-            if max(levels) < target:
-                plan.append((row[0], self.tiers[max(levels)], target))
+            if min(levels) < target:
+                plan.append((row[0], max(levels), target))
         moved = 0
         total_bytes = 0
         state = self.migration = {"running": True, "done": 0, "total": len(plan)}  # what `status` shows
         try:
-            for i, (seg_id, src, target) in enumerate(plan):
-                level = self.tiers.index(src)
+            for i, (seg_id, level, target) in enumerate(plan):
+                top = level
                 while level < target:  # hot -> warm -> cold: each hop verified before the source goes
-                    dst = self.tiers[level + 1]
-                    await self.move(seg_id, self.tiers[level], dst)
+                    await self.move(seg_id, self.tiers[level], self.tiers[level + 1])
                     level += 1
+                if not await self._drop_lower_copies(seg_id, target, verify=top >= target):
+                    continue
                 moved += 1
                 state["done"] = moved
                 row = await self._db(self.index.segment_by_id, seg_id)
@@ -1033,6 +1104,17 @@ class TieredStorage(ManagedStorage):
         finally:
             state["running"] = False
         return moved
+
+    async def _drop_lower_copies(self, seg_id: int, target: int, *, verify: bool) -> bool:
+        """Remove the segment's copies on tiers below `target` once a copy at or above it is in place; with
+        `verify`, that copy (recorded by an earlier, interrupted run) is checked on its backend first. Returns
+        False when no good copy at or above `target` exists (the lower copies then stay)."""
+        names = [n for n in await self._db(self.index.copies, seg_id) if n in self.tiers]
+        lower = [n for n in names if self.tiers.index(n) < target]
+        upper = [n for n in names if self.tiers.index(n) >= target]
+        if not lower:
+            return True
+        return await self._finish_move(seg_id, lower, upper, verify=verify)
 
     def degraded_reason(self, backends: list[str], retired: Sequence[str] = ()) -> str | None:
         return None if backends else "no copy"

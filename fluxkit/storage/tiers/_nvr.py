@@ -423,18 +423,12 @@ def _range_headers(held: int) -> dict[str, str]:
 
 
 async def _records(storage: Any, stream_id: str | None, start_us: int, end_us: int) -> list[SegmentRecord]:
-    if stream_id is not None:
-        query = await storage.query_segments(stream_id, datetime_from_us(start_us), datetime_from_us(end_us))
-        return list(query.segments)
-    streams: set[str] = set()
-    sizes = getattr(getattr(storage, "index", None), "sizes", None)
-    # LocalStorage (`_run`) and ManagedStorage (`_db`) serialize their index access: go through the same door.
-    run_db = getattr(storage, "_db", None) or getattr(storage, "_run", None)
-    if sizes is not None and run_db is not None:  # (stream, id, end_us, size) rows
-        streams = {row[0] for row in await run_db(sizes)}
+    """Records overlapping [start_us, end_us) of one stream, or of every stream (`storage.stream_ids()`)."""
+    streams = [stream_id] if stream_id is not None else await storage.stream_ids()
     out: list[SegmentRecord] = []
-    for stream in sorted(streams):
-        out += await _records(storage, stream, start_us, end_us)
+    for stream in streams:
+        query = await storage.query_segments(stream, datetime_from_us(start_us), datetime_from_us(end_us))
+        out += query.segments
     return out
 
 
@@ -458,28 +452,6 @@ async def _local_file(storage: Any, record: SegmentRecord) -> Path:
         raise TierError(errno.ENOENT, f"segment file {record.path} is gone")
     path: Path = await fetch(record)
     return path
-
-
-async def _delete_segment(storage: Any, seg_id: int) -> None:
-    """Delete one segment, every copy, in the storage's crash-safe order.
-
-    Through the storage's public `delete_segments(ids)`; the fallback below reaches into the two storages' private
-    index access (their serialized `_db` / `_run`), only for storages without that method.
-    """
-    delete_segments = getattr(storage, "delete_segments", None)
-    if delete_segments is not None:
-        await delete_segments([seg_id])
-        return
-    from ._managed import ManagedStorage
-
-    if isinstance(storage, ManagedStorage):
-        await storage._db(storage.index.to_garbage, [seg_id])
-        await storage.finish_deletions()
-        return
-    delete = getattr(storage, "_delete", None)  # LocalStorage: rows -> garbage -> unlink, crash-safe
-    if delete is None:
-        raise TierError(errno.EOPNOTSUPP, "this storage cannot delete single segments")
-    await storage._run(delete, [seg_id])
 
 
 class NvrUploads:
@@ -727,6 +699,9 @@ def nvr_routes(storage: Any, *, uploads: NvrUploads | None = None) -> list[Route
     """The NVR protocol (see the module docstring) served from `storage` (a `LocalStorage` or `ManagedStorage`,
     open). Mount inside the REST app (`ApiServices(extra_routes=...)`): its bearer-token middleware guards them.
 
+    The routes use only the storage's public methods: `segment_paths`, `save_segment`, `query_segments`,
+    `stream_ids`, `delete_segments`, `root`, and `fetch_to_cache` where a segment is not a local file.
+
     Args:
         storage: where uploaded segments are stored and listed from.
         uploads: the unfinished uploads (its `max_age` and sweeps); default `NvrUploads(storage)`. Pass the one
@@ -859,7 +834,7 @@ def nvr_routes(storage: Any, *, uploads: NvrUploads | None = None) -> list[Route
         if record is None:
             return _error(404, "no such recording")
         try:
-            await _delete_segment(storage, record.id)
+            await storage.delete_segments([record.id])  # every copy, in the storage's crash-safe order
         except OSError as exc:
             return _error(503, f"delete failed: {exc}")
         return Response(status_code=204)

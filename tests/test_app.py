@@ -174,8 +174,22 @@ async def test_demo_streams_are_recorded_snapshotted_and_served_by_the_api(tmp_p
                 )
                 assert ptz.status_code == 200, ptz.text
                 for stream_id in ("gb1", "gb2", "gb3"):  # the demo GB28181 cameras: udp, tcp-passive, tcp-active
-                    while running.engine.stream_statistics(stream_id).frames == 0:  # noqa: ASYNC110 - polls stats
-                        await trio.sleep(0.2)
+                    # Each transport's stream is recorded and plays back from the recording.
+                    while True:
+                        await trio.sleep(0.5)
+                        listing = await api.get(f"/api/video/recordings/{stream_id}", params=window)
+                        if listing.status_code == 200 and listing.json()["segments"]:
+                            break
+                    segment = listing.json()["segments"][0]
+                    clip = await api.get(
+                        f"/api/video/recordings/{stream_id}/playback",
+                        params={"start": segment["start"], "end": segment["end"]},
+                    )
+                    assert clip.status_code == 200, (stream_id, clip.text)
+                    with av.open(io.BytesIO(clip.content)) as container:
+                        frames = [p for p in container.demux(video=0) if p.size]
+                    assert len(frames) >= 25, stream_id  # a finished segment of a 25 fps camera: >= 1 s
+                    assert frames[0].is_keyframe, stream_id
                 wrong = await api.get("/api/video/streams", headers={"Authorization": "Bearer wrong"})
                 assert wrong.status_code == 401
             nursery.cancel_scope.cancel()

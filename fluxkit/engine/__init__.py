@@ -42,6 +42,7 @@ from ._subscription import Subscription as Subscription
 from ._subscription import SubscriptionStatistics as SubscriptionStatistics
 from ._timeline import Timeline as Timeline
 from ._timeline import TimePoint as TimePoint
+from ._timeline import WallOrigin as WallOrigin
 from ._track import Track as Track
 
 __all__ = [
@@ -74,5 +75,6 @@ __all__ = [
     "TimelineRunStarted",
     "Track",
     "VideoEngine",
+    "WallOrigin",
     "open_engine",
 ]

@@ -41,7 +41,7 @@ from ._events import (
 from ._source import RestartPolicy, Source
 from ._stats import StreamStatistics, _StatsAccumulator
 from ._subscription import DEFAULT_EVENT_BUFFER, DEFAULT_QUEUE_SIZE, EventListener, Subscription
-from ._timeline import DEFAULT_MAX_BACKWARD, DEFAULT_MAX_FORWARD, Timeline
+from ._timeline import DEFAULT_MAX_BACKWARD, DEFAULT_MAX_FORWARD, Timeline, WallOrigin
 from ._track import Track
 
 __all__ = [
@@ -94,6 +94,8 @@ class StreamInfo:
         tracks: the announced tracks (empty while waiting).
         subscribers: live subscriptions.
         supervised: True when a `Source` added with `add_source` feeds it.
+        wall_origin: where its media time lies on the wall clock, when its source said (a download); None for
+            live streams, placed by arrival time.
     """
 
     stream_id: str
@@ -101,6 +103,7 @@ class StreamInfo:
     tracks: tuple[Track, ...]
     subscribers: int
     supervised: bool
+    wall_origin: WallOrigin | None = None
 
 
 class _Stream:
@@ -123,6 +126,7 @@ class _Stream:
         "track_index",
         "track_video",
         "tracks",
+        "wall_origin",
     )
 
     def __init__(self, engine: VideoEngine, stream_id: str, *, supervised: bool) -> None:
@@ -145,6 +149,7 @@ class _Stream:
         self.gop_limit = settings.gop_cache_frames
         self.scope: trio.CancelScope | None = trio.CancelScope() if supervised else None
         self.stopped = False
+        self.wall_origin: WallOrigin | None = None
 
     def set_tracks(self, tracks: Sequence[Track], *, restart: bool) -> None:
         tracks = tuple(tracks)
@@ -336,18 +341,27 @@ class SourceSession:
         """The publisher `publish` returned, or None before it was called."""
         return self._publisher
 
-    def publish(self, tracks: Sequence[Track]) -> Publisher:
+    def publish(self, tracks: Sequence[Track], *, wall_origin: WallOrigin | None = None) -> Publisher:
         """Announce the tracks and mark the source connected; returns the publisher to send frames to.
 
         Calling it again in the same try updates the tracks (as `Publisher.update_tracks`).
+
+        Args:
+            tracks: what the stream carries.
+            wall_origin: where this try's media time lies on the wall clock, for frames captured long before they
+                arrive (a download); consumers such as the recorder then place frames by their timestamps. None
+                (live) places them by arrival. Each try sets its own (a retried download restarts its clock).
         """
         if self._over:
             raise trio.ClosedResourceError("this source try has ended")
         if self._publisher is not None:
+            if wall_origin is not None:
+                self._stream.wall_origin = wall_origin
             self._publisher.update_tracks(tracks)
             return self._publisher
         stream = self._stream
         stream.set_tracks(tracks, restart=True)
+        stream.wall_origin = wall_origin
         now = trio.current_time()
         publisher = Publisher(stream, owns_stream=False)
         stream.publisher = publisher
@@ -418,8 +432,12 @@ class VideoEngine:
         except KeyError:
             raise StreamNotFoundError(f"no stream {stream_id!r}") from None
 
-    def publish_stream(self, stream_id: str, tracks: Sequence[Track]) -> Publisher:
+    def publish_stream(
+        self, stream_id: str, tracks: Sequence[Track], *, wall_origin: WallOrigin | None = None
+    ) -> Publisher:
         """Register a live stream fed directly by the caller; emits `StreamPublished`.
+
+        `wall_origin`: as in `SourceSession.publish` (None: a live stream, placed on the wall clock by arrival).
 
         Raises:
             StreamExistsError: the id is taken.
@@ -431,10 +449,19 @@ class VideoEngine:
         except BaseException:
             del self._streams[stream_id]
             raise
+        stream.wall_origin = wall_origin
         publisher = Publisher(stream, owns_stream=True)
         stream.publisher = publisher
         self._emit(StreamPublished(stream_id=stream_id, time=trio.current_time(), tracks=stream.tracks))
         return publisher
+
+    def wall_origin(self, stream_id: str) -> WallOrigin | None:
+        """The wall-clock origin its source published with the stream (see `WallOrigin`); None for live streams.
+
+        Raises:
+            StreamNotFoundError: no such stream.
+        """
+        return self._get(stream_id).wall_origin
 
     def subscribe_stream(
         self, stream_id: str, *, queue_size: int | None = None, name: str | None = None
@@ -502,6 +529,7 @@ class VideoEngine:
                 tracks=s.tracks,
                 subscribers=len(s.subscribers),
                 supervised=s.scope is not None,
+                wall_origin=s.wall_origin,
             )
             for s in self._streams.values()
         ]

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_FORWARD",
     "TimePoint",
     "Timeline",
+    "WallOrigin",
 ]
 
 #: A backwards step up to this many seconds stays in the run (presentation reordering, late audio).
@@ -56,6 +57,43 @@ class TimePoint:
     wall: float
     new_run: bool
     reason: str
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class WallOrigin:
+    """Where a stream's media time lies on the wall clock, for a source whose frames were captured long before
+    they arrive (a GB28181 download, sent N times faster than real time).
+
+    Published with the stream (`SourceSession.publish(..., wall_origin=)`), it tells consumers that place frames
+    on the wall clock (the recorder) to use the frames' own timestamps from this point instead of the time they
+    arrived, the way an RTCP sender report maps RTP time to NTP time (RFC 3550 §6.4.1). Live streams have none.
+
+    Attributes:
+        epoch_us: UTC microseconds at which the frame stamped `timestamp` was captured.
+        timestamp: that frame's raw timestamp (dts, else pts), as published (before any unwrapping).
+        clock_rate: ticks per second of `timestamp`; it applies to the tracks with this clock rate (90000: video,
+            and every track of an MPEG-PS stream).
+    """
+
+    epoch_us: int
+    timestamp: int
+    clock_rate: int = 90000
+
+    def wall_us(self, timestamp: int, clock_rate: int, wrap_bits: int | None = 32) -> int | None:
+        """UTC microseconds of a frame stamped `timestamp` on a track of `clock_rate`; None for another clock.
+
+        Timestamps are compared modulo 2**wrap_bits as a signed step (RFC 1982), so a clock that wrapped since the
+        origin still maps forwards (up to half the wrap: 6.6 hours at 90 kHz and 32 bits).
+        """
+        if clock_rate != self.clock_rate:
+            return None
+        delta = timestamp - self.timestamp
+        if wrap_bits is not None:
+            modulus = 1 << wrap_bits
+            delta %= modulus
+            if delta >= modulus >> 1:
+                delta -= modulus
+        return self.epoch_us + round(delta * 1_000_000 / clock_rate)
 
 
 class _TrackClock:

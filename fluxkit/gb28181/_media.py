@@ -55,7 +55,11 @@ Download (`download_speed`): the INVITE says `s=Download` with `a=downloadspeed:
 sends its recording about N times faster. A download is meant to be stored, not watched, so its frames are NOT
 restamped: they keep the device's own recording clock, and the engine stream (and a recording of it) gets the
 clip's real frame spacing, whatever the transfer speed. A player pacing that stream live would run N times slow
-behind the transfer; record it and play the recording instead. Like a playback it ends at MediaStatus 121.
+behind the transfer; record it and play the recording instead. Like a playback it ends at MediaStatus 121. The
+stream is published with a `WallOrigin` (the first frame received was captured at the range's start, `t=`'s first
+value), so the recorder indexes it at its original times, not at the time it arrived: a download of 10:00-10:05
+made at 14:00 in 75 s is stored as five minutes from 10:00. Playbacks and live streams have no origin. A download
+that fails once frames have flowed is not retried (a retry starts over and would record the start twice).
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import trio
 
-from fluxkit.engine import PermanentSourceError, Publisher, SourceSession, Track
+from fluxkit.engine import PermanentSourceError, Publisher, SourceSession, Track, WallOrigin
 from fluxkit.errors import ProtocolError
 from fluxkit.net._udp import DatagramReceiver, bind_udp
 from fluxkit.protocols._media import MediaFrame
@@ -244,6 +248,7 @@ class _MediaSink:
         "last_packet",
         "locked",
         "malformed",
+        "origin_us",
         "packets",
         "publisher",
         "receiver",
@@ -264,6 +269,8 @@ class _MediaSink:
         self.malformed = 0
         self.foreign = 0
         self.restamper: _Restamper | None = None
+        #: UTC µs at which the first frame was captured (a download's range start); None: live, placed by arrival.
+        self.origin_us: int | None = None
 
     def feed(self, datagrams: list[bytes], now: float) -> None:
         frames: list[MediaFrame] = []
@@ -317,7 +324,11 @@ class _MediaSink:
         publisher = self.publisher
         if publisher is None:
             tracks = _tracks_of(frames)
-            publisher = self.publisher = self.session.publish(tracks)
+            origin = None
+            stamps = [t for f in frames if (t := f.pts if f.dts is None else f.dts) is not None]
+            if self.origin_us is not None and stamps:  # a download: its first frame is the range's start
+                origin = WallOrigin(epoch_us=self.origin_us, timestamp=stamps[0])
+            publisher = self.publisher = self.session.publish(tracks, wall_origin=origin)
         else:
             known = {t.codec for t in publisher.tracks}
             new = [t for t in _tracks_of(frames) if t.codec not in known]
@@ -418,7 +429,9 @@ class Gb28181Source:
             history SSRC); None for live. A playback ends (run returns, the stream stops) at MediaStatus 121.
         speed: playback speed sent with MANSRTSP `Scale` once the session is up (1: nothing sent).
         download_speed: download `playback` instead of playing it back: `s=Download` with `a=downloadspeed:N`;
-            frames keep the device's timestamps (see the module docstring, "Download"); `speed` is not used.
+            frames keep the device's timestamps and the stream is published with a `WallOrigin` at the range's
+            start, so it is recorded at its original times (see the module docstring, "Download"); `speed` is not
+            used.
 
     Attributes:
         finished: a playback or download reached the end of the recording (MediaStatus 121).
@@ -478,7 +491,24 @@ class Gb28181Source:
         return cls(platform, device_id, channel_id, transport)  # type: ignore[arg-type]
 
     async def run(self, session: SourceSession) -> None:
-        """One media session (see the module docstring)."""
+        """One media session (see the module docstring).
+
+        A download that fails once frames have flowed is not retried (PermanentSourceError): a retry would start
+        over at the range's start and record that part a second time; what was received stays recorded.
+        """
+        try:
+            await self._session(session)
+        except Exception as exc:
+            sink = self.last_sink
+            if self.download_speed is None or sink is None or sink.publisher is None:
+                raise
+            if isinstance(exc, PermanentSourceError) or (
+                isinstance(exc, BaseExceptionGroup) and exc.subgroup(PermanentSourceError) is not None
+            ):
+                raise
+            raise PermanentSourceError(f"download interrupted, not retried: {exc}") from exc
+
+    async def _session(self, session: SourceSession) -> None:
         platform = self.platform
         try:
             platform._online_device(self.device_id)
@@ -490,6 +520,8 @@ class Gb28181Source:
         sink = self.last_sink = _MediaSink(session, reorder=self.transport == "udp")
         sink.expected = int(ssrc)
         download = self.download_speed is not None
+        if download and playback is not None:
+            sink.origin_us = playback[0] * 1_000_000  # the first frame is the range's start (module docstring)
         if playback is not None and not download:
             reported = False
 

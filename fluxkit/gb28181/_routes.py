@@ -12,6 +12,14 @@
   "transport": "udp", "stream_id"?}` -> 201 `{"stream_id", ...}`: an engine source
   `Gb28181Source(..., playback=(start, end), speed=speed)` under the given or a generated stream id, recorded
   and re-streamed like any stream; it stops by itself at the end of the recording (MediaStatus 121).
+* `POST .../devices/{device_id}/download` with `{"channel_id", "start_time", "end_time", "download_speed": 4,
+  "transport": "udp", "stream_id"?}` -> 201 `{"stream_id", ...}`: `Gb28181Source(..., playback=(start, end),
+  download_speed=N)` (`s=Download`; the device sends N = 1..16 times faster). Its frames keep the device's
+  timestamps and the stream carries a `WallOrigin`, so the recorder indexes it at the recording's original times
+  (the range's start in UTC) under its stream id, by default `<channel_id>-download-<start Unix seconds>`; it ends
+  by itself at MediaStatus 121. Stored next to recordings that overlap it in time (files are never overwritten):
+  the default id keeps it apart from the channel's live recordings; a download into a stream id that already has
+  segments over the range adds overlapping segments to that stream.
 * `POST .../devices/{device_id}/live` with `{"channel_id", "transport", "stream_id"?}` -> 201: the channel's live
   stream (stream id defaults to the channel ID).
 * `DELETE /api/video/gb28181/streams/{stream_id}` -> 204: stops a live or playback stream started here.
@@ -51,6 +59,7 @@ from starlette.routing import Route
 
 from fluxkit.engine import RestartPolicy, StreamExistsError, StreamNotFoundError
 from fluxkit.errors import LocalProtocolError
+from fluxkit.storage import validate_stream_id
 
 from ._media import Gb28181Source
 from ._ptz import PTZ_COMMANDS
@@ -70,6 +79,9 @@ __all__ = ["OPENAPI_PATHS", "gb28181_routes"]
 
 _TRANSPORTS = ("udp", "tcp-passive", "tcp-active")
 _MIN_SPEED, _MAX_SPEED = 0.25, 4.0  # Appendix B: the speeds devices must support are 0.25 to 4
+_MIN_DOWNLOAD_SPEED, _MAX_DOWNLOAD_SPEED = 1, 16  # a=downloadspeed (Appendix F); devices offer 1, 2, 4, 8, 16
+_DEFAULT_DOWNLOAD_SPEED = 4
+_DOWNLOAD_FIELDS = ("channel_id", "start_time", "end_time", "download_speed", "transport", "stream_id")
 # A playback is re-INVITEd a few times on a failure, then given up (it has an end; retrying forever makes no sense).
 _PLAYBACK_RESTART = RestartPolicy(max_attempts=3)
 
@@ -182,6 +194,7 @@ _STARTED_STREAM = {
         "start_time": _TIME,
         "end_time": _TIME,
         "speed": {"type": "number"},
+        "download_speed": {"type": "integer"},
     },
 }
 _STREAM_BODY = {
@@ -374,6 +387,39 @@ OPENAPI_PATHS: dict[str, dict[str, Any]] = {
                     "start_time": _TIME,
                     "end_time": _TIME,
                     "speed": {"type": "number", "minimum": _MIN_SPEED, "maximum": _MAX_SPEED, "default": 1.0},
+                },
+                ("start_time", "end_time"),
+            ),
+        )
+    },
+    _BASE + "/{device_id}/download": {
+        "post": _op(
+            "gb28181Download",
+            "Download a device recording (s=Download) into a stream that is recorded at the recording's original "
+            "times; it ends by itself at the recording's end (MediaStatus 121).",
+            201,
+            _STARTED_STREAM,
+            (400, 404, 409, 503),
+            parameters=[_DEVICE_ID],
+            requestBody=_body(
+                {
+                    **_STREAM_BODY,
+                    "stream_id": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 128,
+                        "pattern": "^[A-Za-z0-9_@:+=,~-][A-Za-z0-9_@:+=,~.-]*$",
+                        "description": "Default: `<channel_id>-download-<start Unix seconds>`. Must be storable.",
+                    },
+                    "start_time": _TIME,
+                    "end_time": _TIME,
+                    "download_speed": {
+                        "type": "integer",
+                        "minimum": _MIN_DOWNLOAD_SPEED,
+                        "maximum": _MAX_DOWNLOAD_SPEED,
+                        "default": _DEFAULT_DOWNLOAD_SPEED,
+                        "description": "a=downloadspeed: how many times faster than real time the device sends.",
+                    },
                 },
                 ("start_time", "end_time"),
             ),
@@ -704,6 +750,49 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
             201,
         )
 
+    async def download(request: Request) -> JSONResponse:
+        device_id = request.path_params["device_id"]
+        body = await _json_body(request)
+        unknown = sorted(set(body) - set(_DOWNLOAD_FIELDS))
+        if unknown:
+            raise HTTPException(400, f"unknown fields {unknown}; expected {', '.join(_DOWNLOAD_FIELDS)}")
+        engine = engine_of()
+        channel_id = channel_of(device_id, body)
+        start = _parse_time(body.get("start_time"), "start_time")
+        end = _parse_time(body.get("end_time"), "end_time")
+        if end <= start:
+            raise HTTPException(400, "end_time must be after start_time")
+        speed = body.get("download_speed", _DEFAULT_DOWNLOAD_SPEED)
+        if (
+            isinstance(speed, bool)
+            or not isinstance(speed, int)
+            or not _MIN_DOWNLOAD_SPEED <= speed <= _MAX_DOWNLOAD_SPEED
+        ):
+            raise HTTPException(400, f"download_speed must be an integer {_MIN_DOWNLOAD_SPEED}..{_MAX_DOWNLOAD_SPEED}")
+        transport = transport_of(body)
+        window = (int(start.timestamp()), int(end.timestamp()))
+        stream_id = stream_id_of(body, f"{channel_id}-download-{window[0]}")
+        try:
+            validate_stream_id(stream_id)  # a download exists to be recorded: refuse an id storage cannot take
+        except LocalProtocolError:
+            raise HTTPException(
+                400, f"stream_id {stream_id!r} cannot be stored: 1-128 of A-Z a-z 0-9 _-@:+=,~."
+            ) from None
+        source = Gb28181Source(platform, device_id, channel_id, transport, playback=window, download_speed=speed)
+        add(engine, stream_id, source, _PLAYBACK_RESTART)
+        return JSONResponse(
+            {
+                "stream_id": stream_id,
+                "device_id": device_id,
+                "channel_id": channel_id,
+                "start_time": start.astimezone().isoformat(),
+                "end_time": end.astimezone().isoformat(),
+                "download_speed": speed,
+                "transport": transport,
+            },
+            201,
+        )
+
     async def live(request: Request) -> JSONResponse:
         device_id = request.path_params["device_id"]
         body = await _json_body(request)
@@ -802,6 +891,7 @@ def gb28181_routes(platform: Gb28181Platform) -> list[Route]:
         Route(base + "/{device_id}/ptz", ptz, methods=["POST"]),
         Route(base + "/{device_id}/records", list_records, methods=["GET"]),
         Route(base + "/{device_id}/playback", playback, methods=["POST"]),
+        Route(base + "/{device_id}/download", download, methods=["POST"]),
         Route(base + "/{device_id}/live", live, methods=["POST"]),
         Route(base + "/{device_id}/subscriptions", list_subscriptions, methods=["GET"]),
         Route(base + "/{device_id}/subscriptions", subscribe, methods=["POST"]),

@@ -11,6 +11,12 @@ Write failures (ENOSPC, EROFS, EACCES...) abort the segment (its complete parts 
 `RecordingFailed` and a log line on "fluxkit.recording", ask retention to make room, and retry with exponential
 backoff; frames meanwhile are dropped (ingestion and other streams go on), and `RecordingResumed` follows the
 first successful write.
+
+Wall time. A run is placed on the wall clock where its first frame arrives, unless the stream was published with
+a `WallOrigin` (a GB28181 download: frames recorded earlier, sent N times faster): the run is then placed where its
+first frame's own timestamp says, so the recording is indexed at its original times and keeps the source's
+timestamps whatever the transfer speed. The origin is read from the engine at every new run (a retried source
+publishes a new one) and kept when the stream has already stopped (the reader may still be draining it).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Any
 
 import trio
 
-from fluxkit.engine import StreamNotFoundError, StreamPublished, StreamStopped, Timeline, Track, VideoEngine
+from fluxkit.engine import StreamNotFoundError, StreamPublished, StreamStopped, Timeline, Track, VideoEngine, WallOrigin
 
 from ._local import StorageBackend, is_disk_error
 from ._model import RecordingFailed, RecordingResumed, RecordingSettings, SegmentRecord, validate_stream_id
@@ -85,6 +91,7 @@ class _StreamRecorder:
         rates = [t.clock_rate for t in self.tracks]
         seg_len = self.settings.segment_duration
         wall = self.recorder.wall_clock
+        wrap_bits = self.recorder.wrap_bits
         skipped = 0
         async with (
             engine.subscribe_stream(
@@ -92,6 +99,7 @@ class _StreamRecorder:
             ) as sub,
             self.send,
         ):
+            wall_origin = self._wall_origin(None)
             async for frame in sub:
                 track = index.get(frame.codec)
                 if track is None or (track != video_index and track != audio_index):
@@ -109,7 +117,9 @@ class _StreamRecorder:
                     if self.run_id >= 0:
                         await self._cut("timeline_jump")
                     self.run_id = point.run_id
-                    self.run_anchor_us = wall() - round(point.seconds * 1_000_000)
+                    wall_origin = self._wall_origin(wall_origin)
+                    at = None if wall_origin is None else wall_origin.wall_us(stamp, rates[track], wrap_bits)
+                    self.run_anchor_us = (wall() if at is None else at) - round(point.seconds * 1_000_000)
                 is_video = track == video_index
                 if self.failed_until is not None:
                     if self.seg_open:
@@ -140,6 +150,13 @@ class _StreamRecorder:
                 await self.send.send((_FRAMES, item))
             if self.seg_open:
                 await self._close(None)
+
+    def _wall_origin(self, known: WallOrigin | None) -> WallOrigin | None:
+        """The stream's current `WallOrigin` (None: live); `known` once the stream has stopped."""
+        try:
+            return self.recorder.engine.wall_origin(self.stream_id)
+        except StreamNotFoundError:
+            return known
 
     def _request_keyframe(self) -> None:
         try:  # noqa: SIM105 - one call, no extra import

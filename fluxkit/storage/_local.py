@@ -49,6 +49,7 @@ from ._model import (
     RecordingQuery,
     RetentionLimits,
     SegmentRecord,
+    alternate_segment_name,
     datetime_from_us,
     parse_segment_name,
     plan_retention,
@@ -397,7 +398,10 @@ class LocalStorage:
     def _save(self, segment: FinishedSegment) -> SegmentRecord:
         final = segment.final_path
         if final.exists():  # same millisecond start (a restart): never overwrite a recording
-            final = final.with_name(final.stem + f"-{segment.run_id}-{segment.size}.mp4")
+            parent = final.parent
+            final = parent / alternate_segment_name(
+                final.name, segment.run_id, segment.size, lambda name: (parent / name).exists()
+            )
         os.rename(segment.partial_path, final)
         _fsync_dir(final.parent)
         rel = str(final.relative_to(self.root))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 
 import attrs
 
@@ -37,7 +38,8 @@ MAX_STREAM_ID_LENGTH = 128
 # Printable, no path separators, no leading dot (hidden files, "." and ".." are refused with it).
 _STREAM_ID_RE = re.compile(r"[A-Za-z0-9_\-@:+=,~][A-Za-z0-9_\-@:+=,~.]*")
 # `<YYYYMMDD>T<HHMMSS>.<mmm>Z.mp4`: sortable, readable, UTC, millisecond resolution.
-_NAME_RE = re.compile(r"(\d{8}T\d{6})\.(\d{3})Z\.mp4")
+# `<start>.mp4`, or `<start>-<run>-<size>[-<n>].mp4` when a segment of the same millisecond was already there.
+_NAME_RE = re.compile(r"(\d{8}T\d{6})\.(\d{3})Z(?:-\d+-\d+(?:-\d+)?)?\.mp4")
 
 
 def validate_stream_id(stream_id: str) -> str:
@@ -79,6 +81,18 @@ def segment_name(start_us: int) -> tuple[str, str, str]:
         when.strftime("%H"),
         f"{when.strftime('%Y%m%dT%H%M%S')}.{when.microsecond // 1000:03d}Z.mp4",
     )
+
+
+def alternate_segment_name(name: str, run_id: int, size: int, taken: Callable[[str], bool]) -> str:
+    """A name for a segment whose `name` is `taken` (same millisecond start: a restart, or a re-download):
+    `<start>-<run>-<size>.mp4`, then `-2`, `-3`... until one is free. Never overwrite a recording."""
+    stem = name[: -len(".mp4")]
+    candidate = f"{stem}-{run_id}-{size}.mp4"
+    n = 2
+    while taken(candidate):
+        candidate = f"{stem}-{run_id}-{size}-{n}.mp4"
+        n += 1
+    return candidate
 
 
 def parse_segment_name(name: str) -> int | None:

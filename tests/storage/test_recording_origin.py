@@ -20,6 +20,7 @@ import trio
 from fluxkit.engine import RestartPolicy, SourceSession, StreamStopped, Track, WallOrigin, open_engine
 from fluxkit.protocols import MediaFrame
 from fluxkit.storage import LocalStorage, RecordingSettings, SegmentRecord, open_recorder
+from fluxkit.storage._model import parse_segment_name
 from tests.storage._feed import build
 
 SETTINGS = RecordingSettings(segment_duration=2.0, part_duration=0.5)
@@ -147,6 +148,23 @@ async def test_a_download_over_an_existing_recording_leaves_it_untouched(tmp_pat
         assert hashlib.sha256(Path(s.path).read_bytes()).hexdigest() == digests[s.path]
     again = [s for s in after if s.id not in {b.id for b in before}]
     assert sorted((s.start, s.end) for s in again) == sorted((s.start, s.end) for s in before)
+
+
+@pytest.mark.trio
+async def test_repeated_downloads_of_one_range_never_share_a_file(tmp_path: Path) -> None:
+    # Same start, run and size each time: the alternate name must still be new (it once repeated on the third).
+    tracks, frames = build("h264", frames=50, gop=25)
+    first = frames[0].dts
+    assert first is not None
+    origin = WallOrigin(epoch_us=T0_US, timestamp=first)
+    with trio.fail_after(60):
+        runs = [await record(tmp_path, frames, tracks, origin) for _ in range(4)]
+    final = runs[-1]
+    assert len(final) == 4 * len(runs[0])
+    assert len({s.path for s in final}) == len(final)
+    for s in final:
+        assert hashlib.sha256(Path(s.path).read_bytes()).hexdigest() == s.sha256
+        assert parse_segment_name(Path(s.path).name) == round(s.start.timestamp() * 1e6 / 1000) * 1000
 
 
 class _RetriedDownload:

@@ -52,6 +52,7 @@ from fluxkit.storage._model import (
     RecordingQuery,
     RetentionLimits,
     SegmentRecord,
+    alternate_segment_name,
     datetime_from_us,
     parse_segment_name,
     plan_retention,
@@ -368,7 +369,11 @@ class ManagedStorage:
             day, hour, name = segment_name(segment.start_us)
             key = f"{segment.stream_id}/{day}/{hour}/{name}"
         if self.index.segment_by_key(key) is not None:  # same millisecond start after a restart: never overwrite
-            key = key[: -len(".mp4")] + f"-{segment.run_id}-{segment.size}.mp4"
+            folder, _, name = key.rpartition("/")
+            name = alternate_segment_name(
+                name, segment.run_id, segment.size, lambda n: self.index.segment_by_key(f"{folder}/{n}") is not None
+            )
+            key = f"{folder}/{name}"
         return key
 
     async def save_gap(self, stream_id: str, start: TimeArg, end: TimeArg, reason: str) -> None:

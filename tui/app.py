@@ -4,8 +4,8 @@ Strategy: the app owns one `Backend` (remote over the REST API, embedded in Trio
 and two workers: a poller that lists the streams every `poll_interval` seconds and posts `StreamsUpdated`
 (replaceable, so a busy UI skips stale polls instead of queueing them), and an event pump that posts
 `EventReceived`. The message handlers push the data into whichever screens exist. Screens are Textual modes
-(streams, devices, recordings, events, storage), so each keeps its state while another is shown; stream details and
-help are pushed on top. `make_app(backend)` is the factory the tests and the CLI use.
+(streams, devices, recordings, events, storage), so each keeps its state while another is shown; stream details,
+playback and help are pushed on top. `make_app(backend)` is the factory the tests and the CLI use.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from .screens.details import DetailsScreen
 from .screens.devices import DevicesScreen
 from .screens.events import EventsScreen
 from .screens.help import HelpScreen, KeySection, help_markdown
+from .screens.playback import PlaybackScreen
 from .screens.recordings import RecordingsScreen
 from .screens.storage import StorageScreen
 from .screens.streams import StreamsScreen
@@ -195,7 +196,7 @@ class FluxkitConsole(App[int]):
         for mode, text in (
             ("streams", "live table of every stream"),
             ("devices", "GB28181 device tree and PTZ"),
-            ("recordings", "segments, gaps and export"),
+            ("recordings", "segments, gaps, export and playback"),
             ("events", "filterable log of engine events"),
             ("storage", "tiers, usage, retention and migration"),
         ):
@@ -232,6 +233,7 @@ _SCREENS: tuple[tuple[str, type[Screen[None]]], ...] = (
     ("Stream details", DetailsScreen),
     ("Devices and PTZ", DevicesScreen),
     ("Recordings", RecordingsScreen),
+    ("Playback", PlaybackScreen),
     ("Events", EventsScreen),
     ("Storage", StorageScreen),
 )

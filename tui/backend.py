@@ -332,6 +332,16 @@ class Backend(Protocol):
         """Write the range as MP4 to `path`; `progress(bytes_so_far)` after each chunk; returns the size."""
         ...
 
+    def playback(
+        self, stream_id: str, start: dt.datetime, end: dt.datetime, *, speed: float | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """The range as one fragmented MP4, in chunks as the server makes it (paced at `speed`).
+
+        An async generator: close it (`contextlib.aclosing`) to close the connection. Raises `BackendError` on
+        the first `__anext__` when the server refuses (404: nothing recorded, 503: no storage, 400, 413).
+        """
+        ...
+
     async def devices(self) -> list[Device]: ...
 
     async def ptz(
@@ -573,6 +583,8 @@ class RemoteBackend:
         self._storage_status = True
         #: True while the event WebSocket is open (the poll diff then only reports losses).
         self.feed_open = False
+        #: Playback responses open now (`playback` streams not yet closed).
+        self.playbacks_open = 0
 
     async def start(self) -> None:
         pass
@@ -721,6 +733,32 @@ class RemoteBackend:
             raise
         partial_path.replace(path)
         return done
+
+    async def playback(
+        self, stream_id: str, start: dt.datetime, end: dt.datetime, *, speed: float | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        params = {"start": format_time(start), "end": format_time(end)}
+        if speed is not None:
+            params["speed"] = f"{speed:g}"
+        url = f"/api/video/recordings/{quote(stream_id, safe='')}/playback"
+        # No read timeout: a paced answer is quiet between fragments (4 s at 0.25x), and a paused reader stops
+        # reading on purpose.
+        timeout = httpx.Timeout(self._client.timeout.connect, read=None)
+        opened = False
+        try:
+            async with self._client.stream("GET", url, params=params, timeout=timeout) as response:
+                self.playbacks_open += 1
+                opened = True
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise BackendError(response.status_code, _message(response))
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise BackendError(0, str(exc) or type(exc).__name__) from None
+        finally:
+            if opened:  # the response is closed by now
+                self.playbacks_open -= 1
 
     async def devices(self) -> list[Device]:
         body = (await self._get("/api/video/gb28181/devices")).json()

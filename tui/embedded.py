@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +210,13 @@ class EmbeddedBackend:
         progress: Callable[[int], None] | None = None,
     ) -> int:
         return await self.remote.export(stream_id, start, end, path, speed=speed, progress=progress)
+
+    async def playback(
+        self, stream_id: str, start: dt.datetime, end: dt.datetime, *, speed: float | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        async with contextlib.aclosing(self.remote.playback(stream_id, start, end, speed=speed)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
     async def devices(self) -> list[Device]:
         return await self.remote.devices()

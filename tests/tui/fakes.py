@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import attrs
 from fluxkit_tui.backend import (
+    BackendError,
     Channel,
     Device,
     EventLine,
@@ -45,6 +47,27 @@ def make_jpeg(width: int = 64, height: int = 36) -> bytes:
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         for packet in stream.encode(frame):
             container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+@functools.cache
+def make_fmp4(frames: int = 50, fps: int = 25, width: int = 64, height: int = 36) -> bytes:
+    """A fragmented MP4 (`empty_moov`, a fragment per keyframe) of H.264 like the playback endpoint sends."""
+    import av
+    import numpy as np
+
+    out = io.BytesIO()
+    options = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+    with av.open(out, "w", format="mp4", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps, options={"g": str(fps), "bf": "0", "sc_threshold": "0"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            image = np.full((height, width, 3), (i * 5) % 256, dtype=np.uint8)
+            image[:, (i % width) :, 1] = 200
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     return out.getvalue()
@@ -123,6 +146,9 @@ class FakeBackend:
         self.live_calls: list[tuple[str, ...]] = []
         self.live_streams: set[str] = set()
         self.storage_reads = 0
+        #: What `playback` does: None streams `make_fmp4()`, a BackendError is raised instead.
+        self.playback_error: BackendError | None = BackendError(503, "recordings are not enabled")
+        self.playbacks: list[tuple[str, dt.datetime, dt.datetime, float | None]] = []
 
     def tick(self) -> None:
         self.ticks += 1
@@ -175,6 +201,17 @@ class FakeBackend:
         if progress is not None:
             progress(len(data))
         return len(data)
+
+    async def playback(
+        self, stream_id: str, start: dt.datetime, end: dt.datetime, *, speed: float | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        self.playbacks.append((stream_id, start, end, speed))
+        if self.playback_error is not None:
+            raise self.playback_error
+        data = make_fmp4()
+        for i in range(0, len(data), 4096):
+            yield data[i : i + 4096]
+            await asyncio.sleep(0)
 
     async def devices(self) -> list[Device]:
         return [

@@ -2,7 +2,8 @@
 real GB28181 platform behind the REST API with `SimulatedDevice` registered to it.
 
 Each test drives the console through Pilot with a `RemoteBackend` on the real API, and checks the result at the
-far end: live fps of the demo streams, a decoded snapshot, an exported MP4 that PyAV reads, PTZCmd bytes in the
+far end: live fps of the demo streams, a decoded snapshot, an exported MP4 that PyAV reads, a recorded range
+played back (frames drawn, the time moving, pause, a new speed, everything closed), PTZCmd bytes in the
 simulator's log.
 """
 
@@ -17,12 +18,15 @@ import av
 import pytest
 from fluxkit_tui.app import make_app
 from fluxkit_tui.backend import RemoteBackend
+from fluxkit_tui.playback import DECODER_THREAD_NAME
 from fluxkit_tui.screens.details import DetailsScreen
 from fluxkit_tui.screens.devices import DevicesScreen
+from fluxkit_tui.screens.playback import PlaybackScreen, format_position
 from fluxkit_tui.screens.recordings import RecordingsScreen
 from fluxkit_tui.screens.storage import StorageScreen
 from fluxkit_tui.screens.streams import StreamsScreen
 from fluxkit_tui.widgets.snapshot_view import SnapshotView
+from textual.widgets import Button, Input, Select
 
 from tests.tui.conftest import RealFluxkit
 
@@ -231,3 +235,99 @@ async def test_live_start_and_stop_on_the_real_platform(tmp_path: Path) -> None:
             assert screen.live_answers[1].status == 204, screen.live_answers[1].answer
             assert screen.live == {}
             assert "answer 204" in str(screen.query_one("#live-log").render())
+
+
+async def press(pilot: Any, key: str, done: Any) -> None:
+    """Press `key` and wait until `done()`. (`Pilot.press` first waits for the process to be idle, up to 2 s a
+    key, and with the engine recording in this process it seldom is.)"""
+    pilot.app.simulate_key(key)
+    await wait_for(pilot, done)
+
+
+async def open_recordings(pilot: Any, app: Any, stream_id: str, seconds: float) -> RecordingsScreen:
+    """The recordings screen of `stream_id`, once it lists recorded segments of `seconds` in all."""
+    await wait_for(pilot, lambda: len(app.latest_rows) == 5)
+    app.recordings_stream = stream_id
+    await pilot.press("3")
+    screen = app.screen
+    assert isinstance(screen, RecordingsScreen)
+
+    def recorded() -> bool:
+        listed = screen.recordings
+        if listed is not None and sum((s.end - s.start).total_seconds() for s in listed.segments) >= seconds:
+            return True
+        screen.action_list()
+        return False
+
+    await wait_for(pilot, recorded, 40)
+    return screen
+
+
+@pytest.mark.asyncio
+async def test_playback_at_2x_pause_speed_and_escape(real_fluxkit: RealFluxkit, tmp_path: Path) -> None:
+    backend = backend_of(real_fluxkit)
+    app = make_app(backend, poll_interval=0.5, export_dir=tmp_path, device_refresh=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        recordings = await open_recordings(pilot, app, "demo1", 8.0)  # 4 s at 2x: plenty
+        recordings.query_one("#rec-start", Input).value = "-60s"
+        recordings.query_one("#rec-speed", Select).value = 2.0
+        await press(pilot, "p", lambda: isinstance(app.screen, PlaybackScreen))
+        screen = app.screen
+        assert isinstance(screen, PlaybackScreen)
+        assert screen.stream_id == "demo1"
+        view = screen.query_one(SnapshotView)
+        await wait_for(pilot, lambda: view.drawn >= 2)
+        player = screen.player
+        assert player is not None
+        assert player.speed == 2.0
+        assert view.pixels is not None
+        assert "playing 2x" in screen.message
+        first = screen.position
+        await wait_for(pilot, lambda: screen.position > first)
+        assert format_position(screen.position) in screen.message
+
+        await press(pilot, "space", lambda: "paused 2x" in screen.message)  # the time shown stops
+        held, drawn = screen.position, view.drawn
+        await pilot.pause(0.5)
+        assert (screen.position, view.drawn) == (held, drawn)
+        await press(pilot, "space", lambda: screen.position > held)  # resume: it moves on from there
+
+        # 4x: a new request from the time shown, the old one closed first
+        await press(pilot, "plus", lambda: screen.player is not player and screen.player is not None)
+        assert screen.speed == 4.0
+        assert player.thread is not None
+        assert not player.thread.is_alive()
+        faster = screen.player
+        assert faster is not None
+        assert faster.speed == 4.0
+        assert faster.start_time >= held
+        assert faster.anchor < faster.start_time  # the keyframe the server starts from, as the old player saw it
+        await wait_for(pilot, lambda: faster.shown >= 1)
+        assert "4x" in screen.message
+
+        await press(pilot, "escape", lambda: isinstance(app.screen, RecordingsScreen))
+        assert all(p.thread is not None and not p.thread.is_alive() for p in (player, faster))
+        assert backend.playbacks_open == 0
+        assert not [t for t in threading.enumerate() if t.name == DECODER_THREAD_NAME]
+
+
+@pytest.mark.asyncio
+async def test_playback_of_an_empty_range_shows_the_message(real_fluxkit: RealFluxkit, tmp_path: Path) -> None:
+    backend = backend_of(real_fluxkit)
+    app = make_app(backend, poll_interval=0.5, export_dir=tmp_path, device_refresh=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        recordings = await open_recordings(pilot, app, "demo2", 0.0)
+        recordings.query_one("#rec-start", Input).value = "2020-01-01T00:00:00Z"
+        recordings.query_one("#rec-end", Input).value = "2020-01-01T00:01:00Z"
+        recordings.query_one("#rec-play", Button).press()  # the Play button (clicked without Pilot's idle waits)
+        await wait_for(pilot, lambda: isinstance(app.screen, PlaybackScreen))
+        screen = app.screen
+        assert isinstance(screen, PlaybackScreen)
+        await wait_for(pilot, lambda: "playback failed: 404" in screen.message)
+        assert screen.player is not None
+        assert screen.player.state == "failed"
+        assert "nothing recorded" in screen.message
+        assert "nothing recorded" in str(screen.query_one(SnapshotView).cells.render())
+        await press(pilot, "escape", lambda: isinstance(app.screen, RecordingsScreen))
+        assert all(p.thread is not None and not p.thread.is_alive() for p in screen.players)
+        assert backend.playbacks_open == 0

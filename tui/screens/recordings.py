@@ -1,14 +1,16 @@
-"""Recordings: per-stream segments and gaps as a timeline bar, a chosen range, MP4 export with progress.
+"""Recordings: per-stream segments and gaps as a timeline bar, a chosen range, MP4 export with progress, playback.
 
 Strategy: the screen lists the last `window` of the chosen stream (`Backend.recordings`) and draws it with
 `TimelineBar`; the export range is given as two times (RFC 3339, `HH:MM:SS` today in UTC, or relative like
 `-90s`/`-5m`) and is highlighted on the bar. The export streams the playback MP4 into a file, with a progress bar
 whose total is the size of the recorded segments overlapping the range (an estimate: the MP4 is remuxed, not
-re-encoded, so it is close). The speed selector is passed to the playback endpoint (0.25x to 4x).
+re-encoded, so it is close). The speed selector is passed to the playback endpoint (0.25x to 4x). Play (`p`, the
+Play button, or the palette) opens `PlaybackScreen` on the same range at the chosen speed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from pathlib import Path
@@ -18,11 +20,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, ProgressBar, Select, Static
 
 from ..backend import BackendError, Recordings
 from ..widgets.timeline import TimelineBar
+from .playback import PlaybackScreen
 
 if TYPE_CHECKING:
     from ..app import FluxkitConsole
@@ -48,16 +52,18 @@ def parse_when(text: str, now: dt.datetime) -> dt.datetime:
 
 
 class RecordingsScreen(Screen[None]):
-    """Segments of one stream; `l` lists, `x` exports the chosen range."""
+    """Segments of one stream; `l` lists, `x` exports the chosen range, `p` plays it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "list", "List"),
         Binding("x", "export", "Export"),
+        Binding("p", "play", "Play"),
         Binding("escape", "app.switch_mode('streams')", "Streams"),
     ]
     HELP: ClassVar[str] = (
         "Choose the stream, the start and end (`-90s`, `-5m`, `HH:MM:SS` UTC or RFC 3339) and the speed; the "
-        "timeline shows recorded segments in green and gaps in red, and the export writes the range as MP4."
+        "timeline shows recorded segments in green and gaps in red, the export writes the range as MP4, and play "
+        "shows it here at the chosen speed."
     )
 
     def __init__(self, *, window: float = 600.0) -> None:
@@ -83,6 +89,7 @@ class RecordingsScreen(Screen[None]):
         table.add_columns("start", "end", "seconds", "size")
         yield table
         with Horizontal(classes="form-row", id="rec-export-row"):
+            yield Button("Play", id="rec-play", action="screen.play", compact=True)
             yield ProgressBar(total=1, show_eta=False, id="rec-progress")
             yield Static("", id="rec-status")
         yield Footer()
@@ -121,7 +128,8 @@ class RecordingsScreen(Screen[None]):
         return start, end
 
     def _status(self, text: str, *, error: bool = False) -> None:
-        self.query_one("#rec-status", Static).update(f"[red]{text}[/]" if error else text)
+        with contextlib.suppress(NoMatches):  # a worker's last word after the console closed
+            self.query_one("#rec-status", Static).update(f"[red]{text}[/]" if error else text)
 
     @property
     def stream_id(self) -> str | None:
@@ -141,6 +149,13 @@ class RecordingsScreen(Screen[None]):
         except BackendError as exc:
             self._status(f"{stream_id}: {exc}", error=True)
             return
+        with contextlib.suppress(NoMatches):  # the console closed while the list was on its way
+            self._show_list(recordings, chosen, start, end)
+
+    def _show_list(
+        self, recordings: Recordings, chosen: tuple[dt.datetime, dt.datetime], start: dt.datetime, end: dt.datetime
+    ) -> None:
+        stream_id = recordings.stream_id
         self.recordings = recordings
         self.query_one(TimelineBar).show(recordings, chosen)
         table: DataTable[str] = self.query_one("#rec-segments", DataTable)
@@ -165,6 +180,20 @@ class RecordingsScreen(Screen[None]):
                 total += s.size * min(1.0, overlap / length)
         return int(total) or None
 
+    def _speed(self) -> float:
+        speed = self.query_one("#rec-speed", Select).value
+        return speed if isinstance(speed, float) else 1.0
+
+    def action_play(self) -> None:
+        stream_id = self.stream_id
+        if stream_id is None:
+            self._status("choose a stream first", error=True)
+            return
+        chosen = self._range()
+        if chosen is None:
+            return
+        self.app.push_screen(PlaybackScreen(stream_id, chosen[0], chosen[1], speed=self._speed()))
+
     @work(exclusive=True, group="export")
     async def action_export(self) -> None:
         stream_id = self.stream_id
@@ -172,8 +201,7 @@ class RecordingsScreen(Screen[None]):
         if stream_id is None or chosen is None:
             return
         start, end = chosen
-        speed = self.query_one("#rec-speed", Select).value
-        speed = speed if isinstance(speed, float) else 1.0
+        speed = self._speed()
         name = f"{stream_id}-{start:%Y%m%dT%H%M%SZ}-{int((end - start).total_seconds())}s.mp4"
         path = self.console.export_dir / name
         bar = self.query_one("#rec-progress", ProgressBar)

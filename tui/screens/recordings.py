@@ -57,7 +57,7 @@ class RecordingsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("l", "list", "List"),
         Binding("x", "export", "Export"),
-        Binding("p", "play", "Play"),
+        Binding("p", "play", "Play", show=False),  # the Play button shows it: the footer keeps room for Help
         Binding("escape", "app.switch_mode('streams')", "Streams"),
     ]
     HELP: ClassVar[str] = (

@@ -25,6 +25,8 @@ from urllib.parse import quote
 import attrs
 import httpx
 
+from fluxkit.api import FIRST_FRAME_HEADER
+
 __all__ = [
     "PTZ_COMMANDS",
     "Backend",
@@ -333,12 +335,20 @@ class Backend(Protocol):
         ...
 
     def playback(
-        self, stream_id: str, start: dt.datetime, end: dt.datetime, *, speed: float | None = None
+        self,
+        stream_id: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        speed: float | None = None,
+        on_first_frame: Callable[[dt.datetime], None] | None = None,
     ) -> AsyncGenerator[bytes, None]:
         """The range as one fragmented MP4, in chunks as the server makes it (paced at `speed`).
 
         An async generator: close it (`contextlib.aclosing`) to close the connection. Raises `BackendError` on
         the first `__anext__` when the server refuses (404: nothing recorded, 503: no storage, 400, 413).
+        `on_first_frame(time)` is called before the first chunk with the recording time of the MP4's first frame
+        when the server says it (the `X-Fluxkit-First-Frame` header).
         """
         ...
 
@@ -735,7 +745,13 @@ class RemoteBackend:
         return done
 
     async def playback(
-        self, stream_id: str, start: dt.datetime, end: dt.datetime, *, speed: float | None = None
+        self,
+        stream_id: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        speed: float | None = None,
+        on_first_frame: Callable[[dt.datetime], None] | None = None,
     ) -> AsyncGenerator[bytes, None]:
         params = {"start": format_time(start), "end": format_time(end)}
         if speed is not None:
@@ -752,6 +768,10 @@ class RemoteBackend:
                 if response.status_code >= 400:
                     await response.aread()
                     raise BackendError(response.status_code, _message(response))
+                first_frame = response.headers.get(FIRST_FRAME_HEADER)
+                if first_frame is not None and on_first_frame is not None:
+                    with contextlib.suppress(ValueError):  # an older server's answer simply has no anchor
+                        on_first_frame(parse_time(first_frame))
                 async for chunk in response.aiter_bytes():
                     yield chunk
         except httpx.HTTPError as exc:

@@ -212,9 +212,16 @@ class EmbeddedBackend:
         return await self.remote.export(stream_id, start, end, path, speed=speed, progress=progress)
 
     async def playback(
-        self, stream_id: str, start: dt.datetime, end: dt.datetime, *, speed: float | None = None
+        self,
+        stream_id: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        speed: float | None = None,
+        on_first_frame: Callable[[dt.datetime], None] | None = None,
     ) -> AsyncGenerator[bytes, None]:
-        async with contextlib.aclosing(self.remote.playback(stream_id, start, end, speed=speed)) as chunks:
+        chunks = self.remote.playback(stream_id, start, end, speed=speed, on_first_frame=on_first_frame)
+        async with contextlib.aclosing(chunks):
             async for chunk in chunks:
                 yield chunk
 

@@ -22,11 +22,11 @@ very next frame. `close` cancels the reader (which closes the HTTP response), ab
 and waits for its thread to end.
 
 The recording time of a frame is `anchor` plus its media time. The export starts at the keyframe at or before the
-requested start, which the response does not say: with the start inside a recorded segment the anchor is the
-start itself, so the time shown may run ahead of the true time by up to one GOP; with the start in a gap it is the
-next segment's start (segments begin on keyframes), which is exact (`playback_anchor`). A player started again
-from a time another one has played takes that one's keyframe times (`keyframe_before`), so a new speed adds no
-error.
+requested start and says that frame's time (`X-Fluxkit-First-Frame`), which becomes the anchor. Without the header
+(an older server) it is estimated: with the start inside a recorded segment it is the start itself, so the time
+shown may run ahead by up to one GOP; with the start in a gap it is the next segment's start, which is exact
+(`playback_anchor`). A player started again from a time another one has played takes that one's keyframe times
+(`keyframe_before`), so a new speed adds no error.
 """
 
 from __future__ import annotations
@@ -401,10 +401,16 @@ class Player:
                 self.error = message
             self._cond.notify_all()
 
+    def _set_anchor(self, first_frame: dt.datetime) -> None:
+        """The server said when the first frame was recorded: shown times are exact from here on."""
+        self.anchor = first_frame
+
     async def _read(self) -> None:
         pipe = self._pipe
         assert pipe is not None
-        chunks = self.backend.playback(self.stream_id, self.start_time, self.end_time, speed=self.speed)
+        chunks = self.backend.playback(
+            self.stream_id, self.start_time, self.end_time, speed=self.speed, on_first_frame=self._set_anchor
+        )
         try:
             async with contextlib.aclosing(chunks):  # closing the generator closes the HTTP response
                 async for chunk in chunks:

@@ -16,6 +16,7 @@ from ._app import DEFAULT_LIVE_SEND_TIMEOUT as DEFAULT_LIVE_SEND_TIMEOUT
 from ._app import DEFAULT_MAX_BODY_SIZE as DEFAULT_MAX_BODY_SIZE
 from ._app import DEFAULT_MAX_LIST_RANGE as DEFAULT_MAX_LIST_RANGE
 from ._app import DEFAULT_MAX_PLAYBACK_RANGE as DEFAULT_MAX_PLAYBACK_RANGE
+from ._app import FIRST_FRAME_HEADER as FIRST_FRAME_HEADER
 from ._app import ApiServices as ApiServices
 from ._app import make_app as make_app
 from ._auth import TOKEN_FILE_NAME as TOKEN_FILE_NAME
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_MAX_LIST_RANGE",
     "DEFAULT_MAX_PLAYBACK_RANGE",
     "EVENTS_DROPPED",
+    "FIRST_FRAME_HEADER",
     "TOKEN_FILE_NAME",
     "ApiServices",
     "BearerAuthMiddleware",

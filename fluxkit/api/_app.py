@@ -68,6 +68,8 @@ DEFAULT_LIVE_SEND_TIMEOUT = 10.0
 
 _BODY_FIELDS = ("stream_id", "protocol", "source_url", "transport")
 _SPEED_RANGE = (0.25, 4.0)
+#: Playback answers say the recording time of their first frame (a keyframe at or before `start`).
+FIRST_FRAME_HEADER = "X-Fluxkit-First-Frame"
 
 
 def _default_source(settings: StreamSettings) -> Source:
@@ -388,22 +390,21 @@ class _Api:
         storage = self._storage()
         from fluxkit import playback
 
-        chunks: AsyncIterator[bytes] = playback.export_range(
-            storage, stream_id, start, end, speed=speed, max_duration=self.services.max_playback_range
-        )
+        try:
+            plan = await playback.plan_export(
+                storage, stream_id, start, end, max_duration=self.services.max_playback_range
+            )
+        except playback.RangeTooLarge as exc:
+            raise _error(413, str(exc)) from None
+        except playback.InvalidRange as exc:
+            raise _error(400, str(exc)) from None
+        except playback.NoRecording as exc:
+            raise _error(404, str(exc)) from None
+        chunks: AsyncIterator[bytes] = playback.export_plan(plan, speed=speed)
         try:
             first = await chunks.__anext__()
         except StopAsyncIteration:
             first = b""
-        except playback.RangeTooLarge as exc:
-            await _aclose(chunks)
-            raise _error(413, str(exc)) from None
-        except playback.InvalidRange as exc:
-            await _aclose(chunks)
-            raise _error(400, str(exc)) from None
-        except playback.NoRecording as exc:
-            await _aclose(chunks)
-            raise _error(404, str(exc)) from None
         except BaseException:
             await _aclose(chunks)
             raise
@@ -418,9 +419,12 @@ class _Api:
                 await _aclose(chunks)
 
         name = f"{stream_id}-{start.strftime('%Y%m%dT%H%M%SZ')}.mp4"
-        return StreamingResponse(
-            body(), media_type="video/mp4", headers={"Content-Disposition": f'inline; filename="{name}"'}
-        )
+        headers = {
+            "Content-Disposition": f'inline; filename="{name}"',
+            # The export starts at the keyframe at or before `start`: players show true recording times from it.
+            FIRST_FRAME_HEADER: format_time(plan.first_frame),
+        }
+        return StreamingResponse(body(), media_type="video/mp4", headers=headers)
 
     async def keyframes(self, request: Request) -> Response:
         stream_id = _stream_id(request)

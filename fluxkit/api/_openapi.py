@@ -264,6 +264,11 @@ def _json_ok(code: int, description: str, schema: str) -> dict[str, Any]:
     return {str(code): {"description": description, "content": {_JSON: {"schema": _ref(schema)}}}}
 
 
+def _with_header(ok: dict[str, Any], name: str, description: str) -> dict[str, Any]:
+    ((code, response),) = ok.items()
+    return {code: {**response, "headers": {name: {"description": description, "schema": {"type": "string"}}}}}
+
+
 def _binary_ok(description: str, media_type: str) -> dict[str, Any]:
     return {
         "200": {"description": description, "content": {media_type: {"schema": {"type": "string", "format": "binary"}}}}
@@ -395,8 +400,13 @@ _DOCUMENT: dict[str, Any] = {
         "/api/video/recordings/{stream_id}/playback": {
             "get": _op(
                 "playback",
-                "An MP4 of the range, cut on keyframes, streamed (paced when speed is given).",
-                _binary_ok("MP4 file.", "video/mp4"),
+                "An MP4 of the range, cut on keyframes, streamed (paced when speed is given). It starts at the "
+                "keyframe at or before `start`; the X-Fluxkit-First-Frame header gives that frame's recording time.",
+                _with_header(
+                    _binary_ok("MP4 file.", "video/mp4"),
+                    "X-Fluxkit-First-Frame",
+                    "Recording time (RFC 3339, UTC) of the first frame of the MP4.",
+                ),
                 (400, 404, 413, 503),
                 [_STREAM_ID, _START, _END, _SPEED],
             )

@@ -284,6 +284,16 @@ async def test_recordings_playback_and_keyframes(tmp_path: Path) -> None:
                 with av.open(io.BytesIO(r.content)) as container:
                     decoded = list(container.decode(video=0))
                 assert len(decoded) == 100
+                assert parse_time(r.headers["x-fluxkit-first-frame"]) == parse_time(segments[0]["start"])
+                # From inside a GOP (1 s GOPs): the answer starts at, and says, the keyframe before `start`.
+                inside = parse_time(segments[0]["start"]) + dt.timedelta(seconds=1.5)
+                r = await c.get("/api/video/recordings/cam1/playback", params={**span, "start": format_time(inside)})
+                assert r.status_code == 200, r.text
+                first_frame = parse_time(r.headers["x-fluxkit-first-frame"])
+                expected = parse_time(segments[0]["start"]) + dt.timedelta(seconds=1)
+                assert abs((first_frame - expected).total_seconds()) < 0.02, (first_frame, expected)
+                with av.open(io.BytesIO(r.content)) as container:
+                    assert sum(1 for p in container.demux(video=0) if p.size) == 75
                 # Paced at 4x: still the same frames.
                 r = await c.get("/api/video/recordings/cam1/playback", params={**span, "speed": "4"})
                 with av.open(io.BytesIO(r.content)) as container:

@@ -203,7 +203,13 @@ class FakeBackend:
         return len(data)
 
     async def playback(
-        self, stream_id: str, start: dt.datetime, end: dt.datetime, *, speed: float | None = None
+        self,
+        stream_id: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        speed: float | None = None,
+        on_first_frame: Callable[[dt.datetime], None] | None = None,
     ) -> AsyncGenerator[bytes, None]:
         self.playbacks.append((stream_id, start, end, speed))
         if self.playback_error is not None:

@@ -333,16 +333,20 @@ async def test_remote_backend_playback_streams_and_refuses() -> None:
         seen.append(request.url)
         if "gone" in request.url.path:
             return httpx.Response(404, json={"error": "nothing recorded for 'gone'", "status": 404})
-        return httpx.Response(200, content=make_fmp4(), headers={"content-type": "video/mp4"})
+        headers = {"content-type": "video/mp4", "x-fluxkit-first-frame": "2026-01-02T03:03:59.5Z"}
+        return httpx.Response(200, content=make_fmp4(), headers=headers)
 
     backend = RemoteBackend("http://127.0.0.1:1", "tok", transport=httpx.MockTransport(handler))
     try:
         data = b""
-        async with contextlib.aclosing(backend.playback("cam 1", T0, T0 + dt.timedelta(seconds=2), speed=0.5)) as it:
+        anchors: list[dt.datetime] = []
+        chunks = backend.playback("cam 1", T0, T0 + dt.timedelta(seconds=2), speed=0.5, on_first_frame=anchors.append)
+        async with contextlib.aclosing(chunks) as it:
             async for chunk in it:
                 assert backend.playbacks_open == 1
                 data += chunk
         assert data == make_fmp4()
+        assert anchors == [T0 - dt.timedelta(seconds=0.5)]  # the server's word on the first frame's time
         assert backend.playbacks_open == 0
         assert seen[0].raw_path.split(b"?")[0] == b"/api/video/recordings/cam%201/playback"
         assert dict(seen[0].params) == {
@@ -376,7 +380,7 @@ async def test_embedded_backend_plays_through_its_own_api() -> None:
     backend._remote = Remote()  # type: ignore[assignment]
     chunks = [c async for c in backend.playback("cam", T0, T0 + dt.timedelta(seconds=1), speed=2.0)]
     assert chunks == [b"ab", b"cd"]
-    assert calls == [("cam", T0, T0 + dt.timedelta(seconds=1), {"speed": 2.0})]
+    assert calls == [("cam", T0, T0 + dt.timedelta(seconds=1), {"speed": 2.0, "on_first_frame": None})]
 
 
 def test_halfblock_strips_are_the_text_cells() -> None:

@@ -695,7 +695,9 @@ class VideoEngine:
         )
         if _log.isEnabledFor(level):
             fields = " ".join(
-                f"{a.name}={_log_value(getattr(event, a.name))}" for a in attrs.fields(type(event)) if a.name != "time"
+                f"{a.name}={_log_value(getattr(event, a.name))}"
+                for a in attrs.fields(type(event))
+                if a.name != "time" and not (a.name == "stream_id" and not event.stream_id)  # device events
             )
             _log.log(level, "%s %s", type(event).__name__, fields)
         for listener in self._listeners:

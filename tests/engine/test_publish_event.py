@@ -31,4 +31,5 @@ async def test_published_event_reaches_listeners_and_a_long_value_is_cut_in_the_
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("_DeviceNote")]
     assert len(lines) == 1
     assert "(10000 chars)" in lines[0]
+    assert "stream_id" not in lines[0]  # a device event is about no stream: no empty field in the line
     assert len(lines[0]) < 400

@@ -130,9 +130,22 @@ def test_set_chunk_size_and_abort_act_at_once() -> None:
     assert [m.payload for m in reader.feed(partial + abort + fresh)] == [(6).to_bytes(4, "big"), b"ok"]
 
 
+def test_librtmp_opens_a_chunk_stream_with_a_type_1_header() -> None:
+    # librtmp's first Window Acknowledgement Size goes out on chunk stream 2 with a type-1 header (captured from
+    # GStreamer's rtmpsrc): the length and type are there, the message stream is 0 and the delta counts from 0.
+    wire = b"\x42\x00\x00\x00\x00\x00\x04\x05" + (2_500_000).to_bytes(4, "big")
+    (message,) = ChunkReader().feed(wire)
+    reader = ChunkReader()
+    assert [m for i in range(len(wire)) for m in reader.feed(wire[i : i + 1])] == [message]  # byte by byte
+    assert (message.type_id, message.stream_id, message.timestamp, message.chunk_stream_id) == (5, 0, 0, 2)
+    assert message.payload == (2_500_000).to_bytes(4, "big")
+
+
 def test_bounds_and_errors() -> None:
-    with pytest.raises(ParseError, match="no previous header"):
-        ChunkReader().feed(b"\x43\x00\x00\x00\x00\x00\x01\x09x")
+    with pytest.raises(ParseError, match="no previous header"):  # type 2: no length, no type to go on
+        ChunkReader().feed(b"\x83\x00\x00\x00x")
+    with pytest.raises(ParseError, match="no previous header"):  # type 3
+        ChunkReader().feed(b"\xc3x")
     with pytest.raises(ParseError, match="exceeds the limit"):
         ChunkReader(max_message_size=1000).feed(b"\x03\x00\x00\x00\x00\x10\x00\x09\x01\x00\x00\x00")
     with pytest.raises(ParseError, match="chunk size"):

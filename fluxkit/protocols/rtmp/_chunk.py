@@ -172,16 +172,18 @@ class ChunkReader:
                 field = int.from_bytes(ts_b, "big")
                 length = int.from_bytes(len_b, "big")
                 pos += 11
-            elif stream is None:
-                raise ParseError(f"chunk type {fmt} on chunk stream {csid} with no previous header", offset=start)
             elif fmt == 1:
+                # librtmp opens chunk stream 2 (protocol control) with a type-1 header: it names the length and
+                # type, so with no previous header the message stream id is 0 and the delta counts from 0.
                 if pos + 7 > n:
                     break
                 ts_b, len_b, type_id = _TYPE1.unpack_from(buf, pos)
                 field = int.from_bytes(ts_b, "big")
                 length = int.from_bytes(len_b, "big")
-                msid = stream.stream_id
+                msid = 0 if stream is None else stream.stream_id
                 pos += 7
+            elif stream is None:
+                raise ParseError(f"chunk type {fmt} on chunk stream {csid} with no previous header", offset=start)
             elif fmt == 2:
                 if pos + 3 > n:
                     break

@@ -88,3 +88,46 @@ async def test_real_players_acknowledge_and_are_never_cut(
     assert received > 8 * LIMIT, received
     assert "is not acknowledging" not in caplog.text
     assert "stopped acknowledging" not in caplog.text
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize("element", ["rtmp2sink", "rtmpsink"], ids=["gstreamer-rtmp2sink", "librtmp-rtmpsink"])
+async def test_real_publishers_push_into_the_engine(caplog: pytest.LogCaptureFixture, element: str) -> None:
+    # librtmp is what OBS (before 30) and many encoders publish with.
+    gst = require_tool("gst-launch-1.0")
+    caplog.set_level(logging.INFO, "fluxkit.net.rtmp")
+    frames = 0
+    with trio.fail_after(60):
+        async with open_engine() as engine, trio.open_nursery() as nursery:
+            listeners = await nursery.start(
+                lambda task_status: serve_rtmp(engine, "127.0.0.1", 0, task_status=task_status)
+            )
+            port = listeners[0].socket.getsockname()[1]
+            url = f"rtmp://127.0.0.1:{port}/live/pushed"
+            counted = trio.Event()
+
+            async def count() -> None:
+                nonlocal frames
+                async with engine.events() as events:
+                    async for event in events:
+                        if isinstance(event, StreamPublished) and event.stream_id == "pushed":
+                            break
+                async with engine.subscribe_stream("pushed", queue_size=1024) as subscription:
+                    async for frame in subscription:
+                        frames += frame.kind == "video"
+                counted.set()
+
+            nursery.start_soon(count)
+            await trio.sleep(0.05)
+            pipeline = [
+                gst, "-q", "videotestsrc", "num-buffers=75", "!", "video/x-raw,width=320,height=240,framerate=25/1",
+                "!", "x264enc", "key-int-max=25", "tune=zerolatency", "!", "h264parse", "!",
+                "flvmux", "streamable=true", "!", element, f"location={url}",
+            ]  # fmt: skip
+            pushed = await trio.run_process(pipeline, check=False, capture_stderr=True)
+            assert pushed.returncode == 0, pushed.stderr.decode()[-2000:]
+            with trio.move_on_after(10):
+                await counted.wait()
+            nursery.cancel_scope.cancel()
+    assert "protocol error" not in caplog.text
+    assert frames >= 70, frames  # all 75 but what a closing publisher may cut

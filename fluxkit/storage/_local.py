@@ -50,6 +50,7 @@ from ._model import (
     RetentionLimits,
     SegmentRecord,
     alternate_segment_name,
+    backend_status,
     datetime_from_us,
     parse_segment_name,
     plan_retention,
@@ -662,24 +663,17 @@ class LocalStorage:
         see `ManagedStorage.status` for the entry's fields."""
 
         def _status() -> dict[str, Any]:
-            segments, used = self.index.usage().get(LOCAL, (0, 0))
-            free: int | None = None
-            total: int | None = None
+            disk: tuple[int, int] | None = None
             try:
-                disk = shutil.disk_usage(self.root)
-                free, total, healthy = disk.free, disk.total, os.access(self.root, os.W_OK)
+                usage = shutil.disk_usage(self.root)
+                disk, healthy = (usage.free, usage.total), os.access(self.root, os.W_OK)
             except OSError:
                 healthy = False
-            return {
-                "policy": self.policy,
-                "backends": [{
-                    "name": LOCAL, "type": "local", "role": "local", "healthy": healthy, "used_bytes": used,
-                    "segments": segments, "free_bytes": free, "total_bytes": total,
-                    "retention": self.retention.to_json(),
-                }],
-                "migration": None,
-                "pending_repairs": 0,
-            }  # fmt: skip
+            entry = backend_status(
+                name=LOCAL, kind="local", role="local", healthy=healthy,
+                usage=self.index.usage().get(LOCAL, (0, 0)), disk=disk, retention=self.retention,
+            )  # fmt: skip
+            return {"policy": self.policy, "backends": [entry], "migration": None, "pending_repairs": 0}
 
         result: dict[str, Any] = await self._run(_status)
         return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
@@ -161,6 +162,25 @@ class RetentionLimits:
 
     def to_json(self) -> dict[str, float | int | None]:
         return {"max_age_days": self.max_age_days, "max_bytes": self.max_bytes, "min_free_bytes": self.min_free_bytes}
+
+
+def backend_status(
+    *,
+    name: str,
+    kind: str,
+    role: str,
+    healthy: bool,
+    usage: tuple[int, int],
+    disk: tuple[int, int] | None,
+    retention: RetentionLimits,
+) -> dict[str, Any]:
+    """One backend's entry in a storage's `status()` (`usage`: (segments, bytes); `disk`: (free, total) or None)."""
+    segments, used = usage
+    free, total = disk if disk is not None else (None, None)
+    return {
+        "name": name, "type": kind, "role": role, "healthy": healthy, "used_bytes": used, "segments": segments,
+        "free_bytes": free, "total_bytes": total, "retention": retention.to_json(),
+    }  # fmt: skip
 
 
 def plan_retention(

@@ -53,6 +53,7 @@ from fluxkit.storage._model import (
     RetentionLimits,
     SegmentRecord,
     alternate_segment_name,
+    backend_status,
     datetime_from_us,
     parse_segment_name,
     plan_retention,
@@ -696,19 +697,19 @@ class ManagedStorage:
         backends = []
         for name, store in self.stores.items():
             healthy = name not in self.down
-            free = total = None
+            disk: tuple[int, int] | None = None
             if healthy and getattr(store, "disk_usage", None) is not None:
                 healthy = False
                 with trio.move_on_after(STATUS_IO_TIMEOUT):
                     with contextlib.suppress(OSError):
-                        free, total = await store.disk_usage()  # type: ignore[attr-defined]
+                        disk = await store.disk_usage()  # type: ignore[attr-defined]
                         healthy = True
-            segments, used = usage.get(name, (0, 0))
-            backends.append({
-                "name": name, "type": backend_type(store), "role": self.role(name), "healthy": healthy,
-                "used_bytes": used, "segments": segments, "free_bytes": free, "total_bytes": total,
-                "retention": self.retention[name].to_json(),
-            })  # fmt: skip
+            backends.append(
+                backend_status(
+                    name=name, kind=backend_type(store), role=self.role(name), healthy=healthy,
+                    usage=usage.get(name, (0, 0)), disk=disk, retention=self.retention[name],
+                )
+            )  # fmt: skip
         migration = None if self.migration is None else dict(self.migration)
         return {"policy": self.policy, "backends": backends, "migration": migration, "pending_repairs": pending}
 
